@@ -1,0 +1,31 @@
+//! One occurrence of a care rule.
+
+use crate::enums::StringList;
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "visit_task")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub family_id: Uuid,
+    pub rule_id: Option<Uuid>,
+    pub kind: String,
+    pub channel: String,
+    pub unique_key: String,
+    pub window_start: DateTimeUtc,
+    pub window_end: DateTimeUtc,
+    pub status: String,
+    pub volunteers_needed: i32,
+    pub claims_count: i32,
+    #[sea_orm(column_type = "Json")]
+    pub required_skills: StringList,
+    pub assigned_cadre_id: Option<Uuid>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

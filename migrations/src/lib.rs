@@ -1,0 +1,15 @@
+//! The database schema, one migration per change. Migrations are frozen once they have
+//! shipped: later changes add a new file instead of editing an old one.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_core;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_core::Migration)]
+    }
+}

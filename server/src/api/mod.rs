@@ -1,0 +1,174 @@
+//! The HTTP API, one module per resource. Handlers are short: they check who may do what,
+//! validate, and call the queries beside them.
+
+use std::sync::Arc;
+
+use poem_openapi::{
+    Object, OpenApi, OpenApiService, Tags,
+    types::{ParseFromJSON, ToJSON},
+};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, ExprTrait, PaginatorTrait, Select,
+    sea_query::{Expr, LikeExpr, Query, SimpleExpr},
+};
+
+use crate::{
+    app::AppState,
+    auth::Scope,
+    error::{ApiError, ApiResult},
+};
+
+pub mod auth;
+pub mod families;
+pub mod health;
+pub mod pairings;
+pub mod regions;
+pub mod staff;
+pub mod teams;
+pub mod volunteers;
+
+pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
+    OpenApiService::new(
+        (
+            auth::Api(state.clone()),
+            regions::Api(state.clone()),
+            families::Api(state.clone()),
+            volunteers::Api(state.clone()),
+            teams::Api(state.clone()),
+            pairings::Api(state.clone()),
+            staff::Api(state),
+        ),
+        "暖心 nuanxin",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description("关爱计生特殊家庭：走访、提醒、协调。所有错误返回 {code, message, field}。")
+    .server("/api")
+}
+
+#[derive(Tags)]
+pub enum Tag {
+    /// 登录、令牌与账号
+    Auth,
+    /// 行政区划：市/县/乡/村
+    Regions,
+    /// 家庭台账
+    Families,
+    /// 志愿者
+    Volunteers,
+    /// 志愿服务队
+    Teams,
+    /// 一帮一结对
+    Pairings,
+    /// 协会工作者与责任干部
+    Staff,
+}
+
+/// One page of a list.
+#[derive(Object)]
+pub struct Page<T: ParseFromJSON + ToJSON> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub page: u64,
+    pub per_page: u64,
+}
+
+pub const MAX_PER_PAGE: u64 = 100;
+
+/// Which page of a list was asked for (1-based), checked.
+pub struct Paging {
+    pub page: u64,
+    pub per_page: u64,
+}
+
+impl Paging {
+    pub fn new(page: Option<u64>, per_page: Option<u64>) -> ApiResult<Self> {
+        let page = page.unwrap_or(1);
+        let per_page = per_page.unwrap_or(20);
+        if page == 0 {
+            return Err(ApiError::field("page", "page 从 1 开始"));
+        }
+        if per_page == 0 || per_page > MAX_PER_PAGE {
+            return Err(ApiError::field(
+                "per_page",
+                format!("per_page 应在 1 到 {MAX_PER_PAGE} 之间"),
+            ));
+        }
+        Ok(Self { page, per_page })
+    }
+
+    /// The rows of this page and the total count.
+    pub async fn fetch<E>(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        select: Select<E>,
+    ) -> ApiResult<(Vec<E::Model>, u64)>
+    where
+        E: EntityTrait,
+        E::Model: Sync,
+    {
+        let paginator = select.paginate(db, self.per_page);
+        let total = paginator.num_items().await?;
+        let rows = paginator.fetch_page(self.page - 1).await?;
+        Ok((rows, total))
+    }
+
+    pub fn wrap<T: ParseFromJSON + ToJSON>(&self, items: Vec<T>, total: u64) -> Page<T> {
+        Page {
+            items,
+            total,
+            page: self.page,
+            per_page: self.per_page,
+        }
+    }
+}
+
+/// Fetches one page of a query and maps each row.
+pub async fn page_of<E, T>(
+    db: &sea_orm::DatabaseConnection,
+    select: Select<E>,
+    page: Option<u64>,
+    per_page: Option<u64>,
+    map: impl Fn(E::Model) -> T,
+) -> ApiResult<Page<T>>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+    T: ParseFromJSON + ToJSON,
+{
+    let paging = Paging::new(page, per_page)?;
+    let (rows, total) = paging.fetch(db, select).await?;
+    Ok(paging.wrap(rows.into_iter().map(map).collect(), total))
+}
+
+/// Rows whose region column lies in the caller's scope.
+pub fn in_scope(scope: &Scope, region_col: impl ColumnTrait) -> Condition {
+    match scope {
+        Scope::All => Condition::all(),
+        Scope::Subtrees(paths) => {
+            let mut any = Condition::any();
+            for p in paths {
+                any = any.add(Expr::col(entity::region::Column::Path).like(format!("{p}%")));
+            }
+            let sub = Query::select()
+                .column(entity::region::Column::Id)
+                .from(entity::region::Entity)
+                .cond_where(any)
+                .to_owned();
+            Condition::all().add(region_col.in_subquery(sub))
+        }
+    }
+}
+
+/// A trimmed, non-empty search term.
+pub fn search_term(q: Option<&str>) -> Option<&str> {
+    q.map(str::trim).filter(|q| !q.is_empty())
+}
+
+/// `col LIKE '%term%'`, with the term's own wildcards taken literally on every backend.
+pub fn contains(col: impl ColumnTrait, term: &str) -> SimpleExpr {
+    let escaped = term
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    Expr::col(col).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+}

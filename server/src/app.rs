@@ -1,0 +1,139 @@
+//! Building the application: state, routes, and the listener. Tests start it on port 0.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use poem::{
+    EndpointExt, Route, Server,
+    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+    middleware::Tracing,
+};
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    api,
+    cache::Cache,
+    config::Config,
+    crypto::Secrets,
+    db, demo,
+    error::to_json_error,
+    metrics::{Metrics, track},
+    wechat::WeChatClient,
+};
+
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub config: Config,
+    pub secrets: Secrets,
+    pub cache: Cache,
+    pub wechat: WeChatClient,
+    pub metrics: Arc<Metrics>,
+    pub tz: chrono_tz::Tz,
+}
+
+impl AppState {
+    /// Connects to the database (migrating it) and to Redis when configured.
+    pub async fn new(config: Config) -> anyhow::Result<Self> {
+        let db = db::connect(&config.database_url).await?;
+        db::migrate(&db).await?;
+        let cache = match &config.redis_url {
+            Some(url) => Cache::connect(url).await?,
+            None => Cache::memory(),
+        };
+        if config.dev_login {
+            tracing::warn!("development login is ENABLED: anyone can log in as a demo user");
+        }
+        Ok(Self {
+            secrets: Secrets::new(config.master_secret()?),
+            wechat: WeChatClient::new(config.wechat.clone())?,
+            tz: config.tz()?,
+            metrics: Arc::default(),
+            db,
+            cache,
+            config,
+        })
+    }
+}
+
+pub struct Application {
+    acceptor: TcpAcceptor,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Everything up to accepting connections: database, demo data, Redis, the port.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let addr = config.addr.clone();
+        let state = Arc::new(AppState::new(config).await?);
+        if state.config.demo_data && demo::load_if_empty(&state).await? {
+            tracing::info!("loaded the demo data set");
+        }
+        let acceptor = TcpListener::bind(addr.as_str()).into_acceptor().await?;
+        Ok(Self { acceptor, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().map(|s| s.port()))
+            .unwrap_or_default()
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    pub async fn run_until(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let routes = routes(self.state);
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(routes, signal, Some(Duration::from_secs(10)))
+            .await
+    }
+}
+
+pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
+    let service = api::service(state.clone());
+    let metrics = state.metrics.clone();
+    let max_body = state.config.max_body_bytes;
+    Route::new()
+        .at("/openapi.json", service.spec_endpoint())
+        .nest("/docs", service.swagger_ui())
+        .at("/healthz", poem::get(api::health::healthz))
+        .at("/readyz", poem::get(api::health::readyz))
+        .at("/metrics", poem::get(api::health::metrics))
+        .nest("/api", service)
+        .around(move |ep, req| async move { limit_body(ep, req, max_body).await })
+        .data(state)
+        .catch_all_error(to_json_error)
+        .with(Tracing)
+        .around(move |ep, req| {
+            let metrics = metrics.clone();
+            async move { track(&metrics, &ep, req).await }
+        })
+}
+
+/// Refuses bodies over `max` bytes with 413, whether or not the client sent a length.
+async fn limit_body<E: poem::Endpoint>(
+    ep: Arc<E>,
+    mut req: poem::Request,
+    max: usize,
+) -> poem::Result<poem::Response> {
+    use poem::{IntoResponse, http::header::CONTENT_LENGTH};
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    match declared {
+        Some(n) if n > max => return Err(poem::error::SizedLimitError::PayloadTooLarge.into()),
+        Some(_) => {}
+        None => {
+            let body = req.take_body().into_bytes_limit(max).await?;
+            req.set_body(body);
+        }
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}

@@ -1,0 +1,231 @@
+//! Configuration: defaults that work locally, then an optional TOML file
+//! (`nuanxin.toml`, or the path in `NUANXIN_CONFIG`), then `NUANXIN_*` environment
+//! variables (and the conventional `DATABASE_URL` / `REDIS_URL`). Secrets are never logged.
+
+use std::path::Path;
+
+use anyhow::Context;
+use base64::Engine;
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the server listens.
+    pub addr: String,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    /// Load the demo data set into an empty database on start.
+    pub demo_data: bool,
+    /// Allow logging in as a demo user without WeChat. Never in production.
+    pub dev_login: bool,
+    /// 32 bytes, base64. Signs access tokens and (derived) encrypts ID numbers at rest.
+    /// When unset on SQLite, a key file beside the database is created and reused.
+    pub secret_key: Option<String>,
+    pub access_token_minutes: i64,
+    pub refresh_token_days: i64,
+    /// Largest request body accepted, in bytes (imports are the big ones).
+    pub max_body_bytes: usize,
+    pub timezone: String,
+    pub wechat: WeChatConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WeChatConfig {
+    pub api_base: String,
+    pub appid: String,
+    pub secret: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            database_url: "sqlite://nuanxin.db?mode=rwc".into(),
+            redis_url: None,
+            demo_data: true,
+            dev_login: false,
+            secret_key: None,
+            access_token_minutes: 15,
+            refresh_token_days: 30,
+            max_body_bytes: 8 * 1024 * 1024,
+            timezone: "Asia/Shanghai".into(),
+            wechat: WeChatConfig::default(),
+        }
+    }
+}
+
+impl Default for WeChatConfig {
+    fn default() -> Self {
+        Self {
+            api_base: "https://api.weixin.qq.com".into(),
+            appid: String::new(),
+            secret: String::new(),
+            timeout_ms: 5000,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file, then the environment.
+    pub fn load() -> anyhow::Result<Self> {
+        let path = std::env::var("NUANXIN_CONFIG").unwrap_or_else(|_| "nuanxin.toml".into());
+        let mut config = if Path::new(&path).exists() {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+            toml::from_str(&text).with_context(|| format!("parsing {path}"))?
+        } else {
+            Config::default()
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let flag = |k: &str, v: String| -> anyhow::Result<bool> {
+            match v.as_str() {
+                "1" | "true" | "yes" => Ok(true),
+                "0" | "false" | "no" => Ok(false),
+                _ => anyhow::bail!("{k} must be true or false, not {v:?}"),
+            }
+        };
+        if let Some(v) = var("NUANXIN_ADDR") {
+            self.addr = v;
+        }
+        if let Some(v) = var("NUANXIN_DATABASE_URL").or_else(|| var("DATABASE_URL")) {
+            self.database_url = v;
+        }
+        if let Some(v) = var("NUANXIN_REDIS_URL").or_else(|| var("REDIS_URL")) {
+            self.redis_url = Some(v).filter(|s| !s.is_empty());
+        }
+        if let Some(v) = var("NUANXIN_DEMO_DATA") {
+            self.demo_data = flag("NUANXIN_DEMO_DATA", v)?;
+        }
+        if let Some(v) = var("NUANXIN_DEV_LOGIN") {
+            self.dev_login = flag("NUANXIN_DEV_LOGIN", v)?;
+        }
+        if let Some(v) = var("NUANXIN_SECRET_KEY") {
+            self.secret_key = Some(v);
+        }
+        if let Some(v) = var("NUANXIN_WECHAT_API_BASE") {
+            self.wechat.api_base = v;
+        }
+        if let Some(v) = var("NUANXIN_WECHAT_APPID") {
+            self.wechat.appid = v;
+        }
+        if let Some(v) = var("NUANXIN_WECHAT_SECRET") {
+            self.wechat.secret = v;
+        }
+        Ok(())
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    pub fn tz(&self) -> anyhow::Result<chrono_tz::Tz> {
+        self.timezone
+            .parse()
+            .map_err(|_| anyhow::anyhow!("unknown time zone {:?}", self.timezone))
+    }
+
+    /// The 32-byte master secret. On SQLite without one configured, it lives in a file
+    /// beside the database so that encrypted ID numbers survive restarts.
+    pub fn master_secret(&self) -> anyhow::Result<[u8; 32]> {
+        let encoded = match &self.secret_key {
+            Some(s) => s.clone(),
+            None if self.is_sqlite() => {
+                let file = self.key_file_path();
+                if let Ok(s) = std::fs::read_to_string(&file) {
+                    s.trim().to_string()
+                } else {
+                    let key: [u8; 32] = rand::random();
+                    let s = base64::engine::general_purpose::STANDARD.encode(key);
+                    write_private(&file, &s).with_context(|| format!("writing {file}"))?;
+                    tracing::info!(file, "created a new secret key file");
+                    s
+                }
+            }
+            None => anyhow::bail!(
+                "NUANXIN_SECRET_KEY must be set (32 bytes, base64) when the database is not SQLite"
+            ),
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .context("secret_key is not valid base64")?;
+        bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("secret_key must decode to exactly 32 bytes"))
+    }
+
+    fn key_file_path(&self) -> String {
+        let db = self
+            .database_url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let db = db.split('?').next().unwrap_or(db);
+        if db.is_empty() || db.starts_with(":memory:") {
+            "nuanxin.secret".into()
+        } else {
+            format!("{db}.secret")
+        }
+    }
+}
+
+fn write_private(path: &str, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(content.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            "NUANXIN_ADDR" => Some("0.0.0.0:9000".into()),
+            "DATABASE_URL" => Some("postgres://x/y".into()),
+            "NUANXIN_DEV_LOGIN" => Some("true".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.addr, "0.0.0.0:9000");
+        assert_eq!(c.database_url, "postgres://x/y");
+        assert!(c.dev_login);
+        assert!(!c.is_sqlite());
+    }
+
+    #[test]
+    fn a_bad_flag_is_refused_with_its_name() {
+        let mut c = Config::default();
+        let err = c
+            .apply_env(|k| (k == "NUANXIN_DEMO_DATA").then(|| "maybe".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("NUANXIN_DEMO_DATA"));
+    }
+
+    #[test]
+    fn postgres_without_a_secret_refuses_to_start() {
+        let c = Config {
+            database_url: "postgres://localhost/x".into(),
+            ..Config::default()
+        };
+        assert!(c.master_secret().is_err());
+    }
+
+    #[test]
+    fn key_file_sits_beside_the_database() {
+        let c = Config {
+            database_url: "sqlite://data/x.db?mode=rwc".into(),
+            ..Config::default()
+        };
+        assert_eq!(c.key_file_path(), "data/x.db.secret");
+    }
+}

@@ -1,0 +1,17 @@
+//! The nuanxin server: the HTTP API, authentication and access control, and the commands
+//! of the `nuanxin` binary. `app::Application` starts it (tests use port 0).
+
+pub mod api;
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod input;
+pub mod metrics;
+pub mod wechat;

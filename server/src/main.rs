@@ -1,0 +1,12 @@
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
+        )
+        .init();
+    // One TLS stack (rustls with ring) for every outbound call.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    server::cli::run().await
+}
