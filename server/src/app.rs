@@ -36,7 +36,7 @@ impl AppState {
         let db = db::connect(&config.database_url).await?;
         db::migrate(&db).await?;
         let cache = match &config.redis_url {
-            Some(url) => Cache::connect(url).await?,
+            Some(url) => Cache::connect(url, &config.cache_prefix).await?,
             None => Cache::memory(),
         };
         if config.dev_login {

@@ -11,7 +11,7 @@ use std::{
 use redis::aio::ConnectionManager;
 
 pub enum Cache {
-    Redis(ConnectionManager),
+    Redis(ConnectionManager, String),
     Memory(Mutex<HashMap<String, (u64, Instant)>>),
 }
 
@@ -21,17 +21,17 @@ impl Cache {
     }
 
     /// Connects to Redis; a dead server fails within a few seconds instead of retrying on.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+    pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let manager = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
             .await
             .map_err(|_| anyhow::anyhow!("Redis at {} did not answer within 5 s", redact(url)))??;
-        Ok(Cache::Redis(manager))
+        Ok(Cache::Redis(manager, prefix.to_string()))
     }
 
     pub fn backend(&self) -> &'static str {
         match self {
-            Cache::Redis(_) => "redis",
+            Cache::Redis(..) => "redis",
             Cache::Memory(_) => "memory",
         }
     }
@@ -39,9 +39,9 @@ impl Cache {
     /// Counts one hit on `key` in a fixed window and returns the count so far.
     pub async fn hit(&self, key: &str, window: Duration) -> u64 {
         match self {
-            Cache::Redis(conn) => {
+            Cache::Redis(conn, prefix) => {
                 let mut conn = conn.clone();
-                let key = format!("nuanxin:rl:{key}");
+                let key = format!("{prefix}:rl:{key}");
                 // NX: the window starts with the first hit and is not extended by later ones.
                 let result: redis::RedisResult<(u64,)> = redis::pipe()
                     .atomic()
@@ -79,7 +79,7 @@ impl Cache {
 
     pub async fn ping(&self) -> Result<(), String> {
         match self {
-            Cache::Redis(conn) => {
+            Cache::Redis(conn, _) => {
                 let mut conn = conn.clone();
                 let cmd = redis::cmd("PING");
                 let ping = cmd.query_async::<String>(&mut conn);

@@ -27,6 +27,10 @@ pub struct Config {
     /// Largest request body accepted, in bytes (imports are the big ones).
     pub max_body_bytes: usize,
     pub timezone: String,
+    /// Logins (and invite-code bindings) allowed per client address per minute.
+    pub login_per_minute: u64,
+    /// Prefix of every Redis key, so that deployments can share a Redis.
+    pub cache_prefix: String,
     pub wechat: WeChatConfig,
 }
 
@@ -52,6 +56,8 @@ impl Default for Config {
             refresh_token_days: 30,
             max_body_bytes: 8 * 1024 * 1024,
             timezone: "Asia/Shanghai".into(),
+            login_per_minute: 30,
+            cache_prefix: "nuanxin".into(),
             wechat: WeChatConfig::default(),
         }
     }

@@ -102,9 +102,6 @@ pub struct Me {
     pub family_id: Option<Uuid>,
 }
 
-/// Login attempts per client address per minute.
-const LOGIN_LIMIT: u64 = 30;
-
 impl Api {
     async fn throttle(&self, req: &Request, what: &str) -> ApiResult<()> {
         let who = req.remote_addr().to_string();
@@ -114,7 +111,7 @@ impl Api {
             .cache
             .hit(&format!("{what}:{ip}"), Duration::from_secs(60))
             .await;
-        if n > LOGIN_LIMIT {
+        if n > self.0.config.login_per_minute {
             return Err(ApiError::TooManyRequests("登录过于频繁，请稍后再试".into()));
         }
         Ok(())

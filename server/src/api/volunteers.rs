@@ -4,7 +4,8 @@ use std::{collections::HashMap, sync::Arc};
 
 use chrono::Utc;
 use entity::{
-    Role, Skill, StringList, UserStatus, VolunteerStatus, app_user, region, team, volunteer,
+    Role, Skill, StringList, UserStatus, VolunteerStatus, app_user, region, role_grant, team,
+    volunteer,
 };
 use poem::Request;
 use poem_openapi::{
@@ -411,6 +412,28 @@ impl Api {
                 format!("待审核的志愿者不能直接设为 {}", s.code()),
             ));
         }
+        let txn = db.begin().await?;
+        // The role follows the status: a suspended volunteer can take no visits.
+        match (v.status, b.status) {
+            (VolunteerStatus::Approved, Some(VolunteerStatus::Suspended)) => {
+                role_grant::Entity::delete_many()
+                    .filter(role_grant::Column::UserId.eq(v.user_id))
+                    .filter(role_grant::Column::Role.eq(Role::Volunteer))
+                    .exec(&txn)
+                    .await?;
+            }
+            (VolunteerStatus::Suspended, Some(VolunteerStatus::Approved)) => {
+                grant(
+                    &txn,
+                    v.user_id,
+                    Role::Volunteer,
+                    Some(v.region_id),
+                    auth.0.user_id,
+                )
+                .await?;
+            }
+            _ => {}
+        }
         let mut row: volunteer::ActiveModel = v.into();
         if let Some(t) = b.team_id {
             row.team_id = Set(Some(t));
@@ -432,9 +455,9 @@ impl Api {
             row.status = Set(s);
         }
         row.updated_at = Set(Utc::now());
-        let v = row.update(db).await?;
+        let v = row.update(&txn).await?;
         audit::record(
-            db,
+            &txn,
             Some(auth.0.user_id),
             "update_volunteer",
             "volunteer",
@@ -442,6 +465,7 @@ impl Api {
             json!({}),
         )
         .await?;
+        txn.commit().await?;
         Ok(Json(self.full_view(v).await?))
     }
 }

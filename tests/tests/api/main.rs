@@ -1,0 +1,11 @@
+//! End-to-end tests of the API: the real server, real HTTP, a fresh database per test.
+//! Run on SQLite by default; with DATABASE_URL and REDIS_URL set, on PostgreSQL and Redis.
+
+mod access;
+mod auth;
+mod families;
+mod health;
+mod regions;
+mod register;
+mod staff;
+mod volunteers;
