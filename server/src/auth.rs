@@ -123,6 +123,23 @@ impl Ctx {
 #[oai(ty = "bearer", bearer_format = "JWT", checker = "check_bearer")]
 pub struct Auth(pub Ctx);
 
+/// A caller who manages families: an administrator, or a coordinator (in their region
+/// subtree). Anyone else is refused with 403 before their request body is even read.
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "ManagerBearer",
+    ty = "bearer",
+    bearer_format = "JWT",
+    checker = "check_manager"
+)]
+pub struct Manager(pub Ctx);
+
+async fn check_manager(req: &Request, bearer: Bearer) -> poem::Result<Ctx> {
+    let ctx = check_bearer(req, bearer).await?;
+    ctx.manager_scope()?;
+    Ok(ctx)
+}
+
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Ctx> {
     let state = req
         .data::<Arc<AppState>>()

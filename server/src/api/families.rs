@@ -25,7 +25,7 @@ use super::{Page, Tag, auth::Done, contains, in_scope, page_of, regions, search_
 use crate::{
     app::AppState,
     audit,
-    auth::{Auth, Ctx, Scope},
+    auth::{Ctx, Manager, Scope},
     crypto::{human_code, mask_phone, normalise_code, sha256_hex, valid_id_number},
     error::{ApiError, ApiResult},
     input::{Input, Validate, location, opt_phone, opt_text, range, text},
@@ -641,7 +641,7 @@ impl Api {
     #[oai(path = "/", method = "get")]
     async fn list(
         &self,
-        auth: Auth,
+        auth: Manager,
         q: Query<Option<String>>,
         category: Query<Option<FamilyCategory>>,
         status: Query<Option<FamilyStatus>>,
@@ -681,7 +681,7 @@ impl Api {
 
     /// Register a family with its members.
     #[oai(path = "/", method = "post")]
-    async fn create(&self, auth: Auth, body: Input<NewFamily>) -> ApiResult<Json<FamilyDetail>> {
+    async fn create(&self, auth: Manager, body: Input<NewFamily>) -> ApiResult<Json<FamilyDetail>> {
         let scope = auth.0.manager_scope()?;
         let state = &self.0;
         village(&state.db, &scope, body.0.region_id).await?;
@@ -702,7 +702,7 @@ impl Api {
 
     /// The full record. Audited.
     #[oai(path = "/:id", method = "get")]
-    async fn get(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<FamilyDetail>> {
+    async fn get(&self, auth: Manager, id: Path<Uuid>) -> ApiResult<Json<FamilyDetail>> {
         let scope = auth.0.manager_scope()?;
         let f = find_in_scope(&self.0.db, &scope, id.0).await?;
         Ok(Json(self.detail(&auth.0, f).await?))
@@ -712,7 +712,7 @@ impl Api {
     #[oai(path = "/:id", method = "patch")]
     async fn update(
         &self,
-        auth: Auth,
+        auth: Manager,
         id: Path<Uuid>,
         body: Input<FamilyChange>,
     ) -> ApiResult<Json<FamilyDetail>> {
@@ -818,7 +818,7 @@ impl Api {
     #[oai(path = "/:id/members", method = "post")]
     async fn add_member(
         &self,
-        auth: Auth,
+        auth: Manager,
         id: Path<Uuid>,
         body: Input<NewMember>,
     ) -> ApiResult<Json<MemberView>> {
@@ -842,7 +842,7 @@ impl Api {
     #[oai(path = "/:id/members/:member_id", method = "patch")]
     async fn update_member(
         &self,
-        auth: Auth,
+        auth: Manager,
         id: Path<Uuid>,
         member_id: Path<Uuid>,
         body: Input<MemberChange>,
@@ -908,7 +908,7 @@ impl Api {
     #[oai(path = "/:id/members/:member_id", method = "delete")]
     async fn delete_member(
         &self,
-        auth: Auth,
+        auth: Manager,
         id: Path<Uuid>,
         member_id: Path<Uuid>,
     ) -> ApiResult<Json<Done>> {
@@ -938,7 +938,7 @@ impl Api {
     #[oai(path = "/:id/members/:member_id/id-number", method = "get")]
     async fn reveal_id_number(
         &self,
-        auth: Auth,
+        auth: Manager,
         id: Path<Uuid>,
         member_id: Path<Uuid>,
     ) -> ApiResult<Json<IdNumber>> {
@@ -965,7 +965,7 @@ impl Api {
     #[oai(path = "/:id/invites", method = "post")]
     async fn invite(
         &self,
-        auth: Auth,
+        auth: Manager,
         id: Path<Uuid>,
         body: Input<NewInvite>,
     ) -> ApiResult<Json<Invite>> {

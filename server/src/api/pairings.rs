@@ -23,7 +23,7 @@ use super::{Page, Tag, families, in_scope, page_of};
 use crate::{
     app::AppState,
     audit,
-    auth::{Auth, Scope},
+    auth::{Manager, Scope},
     error::{ApiError, ApiResult},
     input::{Input, Validate},
 };
@@ -90,7 +90,7 @@ impl Api {
     #[oai(path = "/", method = "get")]
     async fn list(
         &self,
-        auth: Auth,
+        auth: Manager,
         family_id: Query<Option<Uuid>>,
         cadre_id: Query<Option<Uuid>>,
         include_ended: Query<Option<bool>>,
@@ -122,7 +122,7 @@ impl Api {
 
     /// Pair a family with a cadre; a current pairing of the family ends today.
     #[oai(path = "/", method = "post")]
-    async fn create(&self, auth: Auth, body: Input<NewPairing>) -> ApiResult<Json<PairingView>> {
+    async fn create(&self, auth: Manager, body: Input<NewPairing>) -> ApiResult<Json<PairingView>> {
         let scope = auth.0.manager_scope()?;
         let b = body.0;
         let db = &self.0.db;
@@ -174,7 +174,7 @@ impl Api {
 
     /// End a pairing today.
     #[oai(path = "/:id/end", method = "post")]
-    async fn end(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<PairingView>> {
+    async fn end(&self, auth: Manager, id: Path<Uuid>) -> ApiResult<Json<PairingView>> {
         let scope = auth.0.manager_scope()?;
         let db = &self.0.db;
         let p = pairing::Entity::find_by_id(id.0)

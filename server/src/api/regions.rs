@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::{Page, Tag, contains, in_scope, page_of, search_term};
 use crate::{
     app::AppState,
-    auth::{Auth, Scope},
+    auth::{Manager, Scope},
     error::{ApiError, ApiResult},
     input::{Input, Validate, location, text},
 };
@@ -123,7 +123,7 @@ impl Api {
     #[oai(path = "/", method = "get")]
     async fn list(
         &self,
-        auth: Auth,
+        auth: Manager,
         parent_id: Query<Option<Uuid>>,
         level: Query<Option<RegionLevel>>,
         q: Query<Option<String>>,
@@ -150,14 +150,14 @@ impl Api {
     }
 
     #[oai(path = "/:id", method = "get")]
-    async fn get(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<RegionView>> {
+    async fn get(&self, auth: Manager, id: Path<Uuid>) -> ApiResult<Json<RegionView>> {
         let scope = auth.0.manager_scope()?;
         Ok(Json(find_in_scope(&self.0.db, &scope, id.0).await?.into()))
     }
 
     /// Add a region under one in my scope; its level follows from the parent's.
     #[oai(path = "/", method = "post")]
-    async fn create(&self, auth: Auth, body: Input<NewRegion>) -> ApiResult<Json<RegionView>> {
+    async fn create(&self, auth: Manager, body: Input<NewRegion>) -> ApiResult<Json<RegionView>> {
         let scope = auth.0.manager_scope()?;
         let body = body.0;
         let db = &self.0.db;
@@ -197,7 +197,7 @@ impl Api {
     #[oai(path = "/:id", method = "patch")]
     async fn update(
         &self,
-        auth: Auth,
+        auth: Manager,
         id: Path<Uuid>,
         body: Input<RegionChange>,
     ) -> ApiResult<Json<RegionView>> {

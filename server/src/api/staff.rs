@@ -17,7 +17,7 @@ use super::{Page, Paging, Tag, auth::grant, contains, in_scope, regions, search_
 use crate::{
     app::AppState,
     audit,
-    auth::Auth,
+    auth::Manager,
     crypto::{human_code, mask_phone, normalise_code, sha256_hex},
     error::{ApiError, ApiResult},
     input::{Input, Validate, phone, text},
@@ -82,7 +82,7 @@ pub struct StaffView {
 impl Api {
     /// Appoint a coordinator (strictly below my tier) or a cadre (within my region).
     #[oai(path = "/", method = "post")]
-    async fn create(&self, auth: Auth, body: Input<NewStaff>) -> ApiResult<Json<Appointment>> {
+    async fn create(&self, auth: Manager, body: Input<NewStaff>) -> ApiResult<Json<Appointment>> {
         let scope = auth.0.manager_scope()?;
         let b = body.0;
         let db = &self.0.db;
@@ -150,7 +150,7 @@ impl Api {
     #[oai(path = "/", method = "get")]
     async fn list(
         &self,
-        auth: Auth,
+        auth: Manager,
         role: Query<Option<StaffRole>>,
         q: Query<Option<String>>,
         page: Query<Option<u64>>,

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{Page, Tag, contains, in_scope, page_of, regions, search_term};
 use crate::{
     app::AppState,
-    auth::Auth,
+    auth::Manager,
     error::{ApiError, ApiResult},
     input::{Input, Validate, text},
 };
@@ -70,7 +70,7 @@ impl Api {
     #[oai(path = "/", method = "get")]
     async fn list(
         &self,
-        auth: Auth,
+        auth: Manager,
         q: Query<Option<String>>,
         page: Query<Option<u64>>,
         per_page: Query<Option<u64>>,
@@ -88,7 +88,7 @@ impl Api {
     }
 
     #[oai(path = "/", method = "post")]
-    async fn create(&self, auth: Auth, body: Input<NewTeam>) -> ApiResult<Json<TeamView>> {
+    async fn create(&self, auth: Manager, body: Input<NewTeam>) -> ApiResult<Json<TeamView>> {
         let scope = auth.0.manager_scope()?;
         let db = &self.0.db;
         regions::referenced(db, &scope, "region_id", body.0.region_id).await?;
@@ -106,7 +106,7 @@ impl Api {
     #[oai(path = "/:id", method = "patch")]
     async fn update(
         &self,
-        auth: Auth,
+        auth: Manager,
         id: Path<Uuid>,
         body: Input<TeamChange>,
     ) -> ApiResult<Json<TeamView>> {

@@ -26,7 +26,7 @@ use super::{Page, Paging, Tag, auth::grant, contains, in_scope, regions, search_
 use crate::{
     app::AppState,
     audit,
-    auth::{Auth, Ctx, TokenPair, decode_ticket, issue_tokens},
+    auth::{Ctx, Manager, TokenPair, decode_ticket, issue_tokens},
     crypto::mask_phone,
     error::{ApiError, ApiResult},
     input::{Input, Validate, location, opt_text, phone, range, text},
@@ -252,7 +252,7 @@ impl Api {
     #[oai(path = "/", method = "get")]
     async fn list(
         &self,
-        auth: Auth,
+        auth: Manager,
         q: Query<Option<String>>,
         status: Query<Option<VolunteerStatus>>,
         team_id: Query<Option<Uuid>>,
@@ -308,14 +308,14 @@ impl Api {
     }
 
     #[oai(path = "/:id", method = "get")]
-    async fn get(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<VolunteerView>> {
+    async fn get(&self, auth: Manager, id: Path<Uuid>) -> ApiResult<Json<VolunteerView>> {
         let v = self.find_in_scope(&auth.0, id.0).await?;
         Ok(Json(self.full_view(v).await?))
     }
 
     /// Approve a registration: the person becomes a volunteer.
     #[oai(path = "/:id/approve", method = "post")]
-    async fn approve(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<VolunteerView>> {
+    async fn approve(&self, auth: Manager, id: Path<Uuid>) -> ApiResult<Json<VolunteerView>> {
         let v = self.find_in_scope(&auth.0, id.0).await?;
         if v.status != VolunteerStatus::Pending {
             return Err(ApiError::conflict("not_pending", "该志愿者不在待审核状态"));
@@ -352,7 +352,7 @@ impl Api {
     #[oai(path = "/:id/reject", method = "post")]
     async fn reject(
         &self,
-        auth: Auth,
+        auth: Manager,
         id: Path<Uuid>,
         body: Input<Rejection>,
     ) -> ApiResult<Json<VolunteerView>> {
@@ -381,7 +381,7 @@ impl Api {
     #[oai(path = "/:id", method = "patch")]
     async fn update(
         &self,
-        auth: Auth,
+        auth: Manager,
         id: Path<Uuid>,
         body: Input<VolunteerChange>,
     ) -> ApiResult<Json<VolunteerView>> {

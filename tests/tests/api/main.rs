@@ -6,6 +6,5 @@ mod auth;
 mod families;
 mod health;
 mod regions;
-mod register;
 mod staff;
 mod volunteers;
