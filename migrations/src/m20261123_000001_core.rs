@@ -198,7 +198,21 @@ impl MigrationTrait for Migration {
         m.create_index(unique("family", &["region_id", "register_no"]))
             .await?;
         m.create_index(index("family", &["category"])).await?;
-        m.create_index(index("family", &["head_name"])).await?;
+        // The register is listed in register-number order.
+        m.create_index(index("family", &["register_no", "id"]))
+            .await?;
+        if m.get_database_backend() == sea_orm_migration::sea_orm::DatabaseBackend::Postgres {
+            // Coordinators search by any part of a name or number (LIKE '%…%').
+            m.get_connection()
+                .execute_unprepared(
+                    "CREATE EXTENSION IF NOT EXISTS pg_trgm;
+                     CREATE INDEX IF NOT EXISTS ix_family_head_name_trgm
+                         ON family USING gin (head_name gin_trgm_ops);
+                     CREATE INDEX IF NOT EXISTS ix_family_register_no_trgm
+                         ON family USING gin (register_no gin_trgm_ops);",
+                )
+                .await?;
+        }
 
         m.create_table(
             table("family_member")

@@ -64,7 +64,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let addr = config.addr.clone();
         let state = Arc::new(AppState::new(config).await?);
-        if state.config.demo_data && demo::load_if_empty(&state).await? {
+        if state.config.load_demo_data() && demo::load_if_empty(&state).await? {
             tracing::info!("loaded the demo data set");
         }
         let acceptor = TcpListener::bind(addr.as_str()).into_acceptor().await?;

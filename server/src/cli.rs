@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API server (the default). Migrates the database and, on first start, loads
-    /// demo data unless `demo_data = false`.
+    /// demo data into an empty SQLite database (see `demo_data`).
     Serve {
         /// Address to listen on (also NUANXIN_ADDR); default 127.0.0.1:8080.
         #[arg(long)]

@@ -15,8 +15,9 @@ pub struct Config {
     pub addr: String,
     pub database_url: String,
     pub redis_url: Option<String>,
-    /// Load the demo data set into an empty database on start.
-    pub demo_data: bool,
+    /// Load the demo data set into an empty database on start. Unset: yes on SQLite (the
+    /// embedded default), no on PostgreSQL (production).
+    pub demo_data: Option<bool>,
     /// Allow logging in as a demo user without WeChat. Never in production.
     pub dev_login: bool,
     /// 32 bytes, base64. Signs access tokens and (derived) encrypts ID numbers at rest.
@@ -49,7 +50,7 @@ impl Default for Config {
             addr: "127.0.0.1:8080".into(),
             database_url: "sqlite://nuanxin.db?mode=rwc".into(),
             redis_url: None,
-            demo_data: true,
+            demo_data: None,
             dev_login: false,
             secret_key: None,
             access_token_minutes: 15,
@@ -106,7 +107,7 @@ impl Config {
             self.redis_url = Some(v).filter(|s| !s.is_empty());
         }
         if let Some(v) = var("NUANXIN_DEMO_DATA") {
-            self.demo_data = flag("NUANXIN_DEMO_DATA", v)?;
+            self.demo_data = Some(flag("NUANXIN_DEMO_DATA", v)?);
         }
         if let Some(v) = var("NUANXIN_DEV_LOGIN") {
             self.dev_login = flag("NUANXIN_DEV_LOGIN", v)?;
@@ -128,6 +129,10 @@ impl Config {
 
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
+    }
+
+    pub fn load_demo_data(&self) -> bool {
+        self.demo_data.unwrap_or_else(|| self.is_sqlite())
     }
 
     pub fn tz(&self) -> anyhow::Result<chrono_tz::Tz> {

@@ -100,7 +100,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         addr: "127.0.0.1:0".into(),
         database_url: database_url(&dir).await,
         redis_url: std::env::var("REDIS_URL").ok().filter(|s| !s.is_empty()),
-        demo_data: false,
+        demo_data: Some(false),
         dev_login: options.dev_login,
         secret_key: Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into()),
         login_per_minute: options.login_per_minute,

@@ -300,6 +300,11 @@ impl Validate for MemberChange {
             text("name", v, 1, 32)?;
         }
         opt_phone("phone", self.phone.as_deref())?;
+        if let Some(g) = &self.gender
+            && !matches!(g.as_str(), "男" | "女")
+        {
+            return Err(ApiError::field("gender", "性别应为 男 或 女"));
+        }
         if let Some(id) = &self.id_number
             && !valid_id_number(id.trim())
         {

@@ -157,7 +157,8 @@ async fn bad_input_names_the_field_and_writes_nothing() {
     let token = app.token_for(people::EAST_COUNTY).await;
     let village = app.region("杨柳村").await;
     let before = family_count(&app).await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Breakage = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Breakage)> = vec![
         ("category", Box::new(|f| f["category"] = json!("widowed"))),
         ("phone", Box::new(|f| f["phone"] = json!("12345"))),
         ("care_level", Box::new(|f| f["care_level"] = json!(9))),
