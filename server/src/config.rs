@@ -30,6 +30,8 @@ pub struct Config {
     pub timezone: String,
     /// Logins (and invite-code bindings) allowed per client address per minute.
     pub login_per_minute: u64,
+    /// Behind a load balancer: take the client address from `X-Forwarded-For`.
+    pub behind_proxy: bool,
     /// Prefix of every Redis key, so that deployments can share a Redis.
     pub cache_prefix: String,
     pub wechat: WeChatConfig,
@@ -58,6 +60,7 @@ impl Default for Config {
             max_body_bytes: 8 * 1024 * 1024,
             timezone: "Asia/Shanghai".into(),
             login_per_minute: 30,
+            behind_proxy: false,
             cache_prefix: "nuanxin".into(),
             wechat: WeChatConfig::default(),
         }
@@ -111,6 +114,9 @@ impl Config {
         }
         if let Some(v) = var("NUANXIN_DEV_LOGIN") {
             self.dev_login = flag("NUANXIN_DEV_LOGIN", v)?;
+        }
+        if let Some(v) = var("NUANXIN_BEHIND_PROXY") {
+            self.behind_proxy = flag("NUANXIN_BEHIND_PROXY", v)?;
         }
         if let Some(v) = var("NUANXIN_SECRET_KEY") {
             self.secret_key = Some(v);

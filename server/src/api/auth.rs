@@ -104,8 +104,7 @@ pub struct Me {
 
 impl Api {
     async fn throttle(&self, req: &Request, what: &str) -> ApiResult<()> {
-        let who = req.remote_addr().to_string();
-        let ip = who.rsplit_once(':').map_or(who.as_str(), |(ip, _)| ip);
+        let ip = client_ip(req, self.0.config.behind_proxy);
         let n = self
             .0
             .cache
@@ -352,6 +351,28 @@ pub async fn grant(
     Ok(())
 }
 
+/// The client's address. Behind a load balancer every connection comes from the balancer,
+/// so the first `X-Forwarded-For` entry is used when `behind_proxy` is set (and only then:
+/// otherwise any client could claim any address).
+pub fn client_ip(req: &Request, behind_proxy: bool) -> String {
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty());
+    match forwarded {
+        Some(ip) if behind_proxy => ip,
+        _ => {
+            let who = req.remote_addr().to_string();
+            who.rsplit_once(':')
+                .map_or(who.as_str(), |(ip, _)| ip)
+                .to_string()
+        }
+    }
+}
+
 fn login_error(err: WeChatError) -> ApiError {
     match err {
         WeChatError::Api {
@@ -375,5 +396,19 @@ fn login_error(err: WeChatError) -> ApiError {
             tracing::warn!(err = %other, "WeChat login failed");
             ApiError::Upstream("微信登录暂不可用，请稍后再试".into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_forwarded_address_counts_only_behind_a_proxy() {
+        let req = Request::builder()
+            .header("x-forwarded-for", "203.0.113.7, 10.0.0.1")
+            .finish();
+        assert_eq!(client_ip(&req, true), "203.0.113.7");
+        assert_ne!(client_ip(&req, false), "203.0.113.7");
     }
 }

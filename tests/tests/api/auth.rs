@@ -258,3 +258,36 @@ async fn bad_login_input_names_the_field() {
     .await
     .invalid("phone");
 }
+
+#[tokio::test]
+async fn forwarded_addresses_are_ignored_unless_behind_a_proxy() {
+    // Not behind a proxy: a client cannot dodge the limit by inventing addresses.
+    let app = spawn_app_with(Options {
+        demo_families: None,
+        login_per_minute: 2,
+        ..Options::default()
+    })
+    .await;
+    for i in 0..2 {
+        let code = app.wechat.mint_code(&format!("o-fwd-{i}"), None);
+        let r = app
+            .http
+            .post(app.url("/api/auth/wechat"))
+            .header("x-forwarded-for", format!("10.0.0.{i}"))
+            .json(&json!({"code": code}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let code = app.wechat.mint_code("o-fwd-x", None);
+    let r = app
+        .http
+        .post(app.url("/api/auth/wechat"))
+        .header("x-forwarded-for", "10.0.0.9")
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+}
