@@ -23,6 +23,7 @@ pub mod families;
 pub mod health;
 pub mod pairings;
 pub mod regions;
+pub mod register;
 pub mod staff;
 pub mod teams;
 pub mod volunteers;
@@ -33,6 +34,7 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
             auth::Api(state.clone()),
             regions::Api(state.clone()),
             families::Api(state.clone()),
+            register::Api(state.clone()),
             volunteers::Api(state.clone()),
             teams::Api(state.clone()),
             pairings::Api(state.clone()),

@@ -6,5 +6,6 @@ mod auth;
 mod families;
 mod health;
 mod regions;
+mod register;
 mod staff;
 mod volunteers;
