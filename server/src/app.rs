@@ -24,7 +24,7 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Config,
     pub secrets: Secrets,
-    pub cache: Cache,
+    pub cache: Arc<Cache>,
     pub wechat: WeChatClient,
     pub metrics: Arc<Metrics>,
     pub tz: chrono_tz::Tz,
@@ -35,16 +35,16 @@ impl AppState {
     pub async fn new(config: Config) -> anyhow::Result<Self> {
         let db = db::connect(&config.database_url).await?;
         db::migrate(&db).await?;
-        let cache = match &config.redis_url {
+        let cache = Arc::new(match &config.redis_url {
             Some(url) => Cache::connect(url, &config.cache_prefix).await?,
             None => Cache::memory(),
-        };
+        });
         if config.dev_login {
             tracing::warn!("development login is ENABLED: anyone can log in as a demo user");
         }
         Ok(Self {
             secrets: Secrets::new(config.master_secret()?),
-            wechat: WeChatClient::new(config.wechat.clone())?,
+            wechat: WeChatClient::new(config.wechat.clone(), cache.clone())?,
             tz: config.tz()?,
             metrics: Arc::default(),
             db,

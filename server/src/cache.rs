@@ -1,6 +1,7 @@
-//! Rate-limit counters: in Redis when it is configured (shared by every
-//! instance), in process memory otherwise. Nothing here is needed for correctness: when
-//! Redis fails, callers get the permissive answer and a warning is logged.
+//! Rate-limit counters and short-lived shared values (the WeChat access token): in Redis
+//! when it is configured, shared by every instance; in process memory otherwise. Nothing
+//! here is needed for correctness: when Redis fails, callers get the permissive answer
+//! (no limit, no cached value) and a warning is logged.
 
 use std::{
     collections::HashMap,
@@ -8,38 +9,43 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, aio::ConnectionManager};
 
 pub enum Cache {
-    Redis(ConnectionManager, String),
-    Memory(Mutex<HashMap<String, (u64, Instant)>>),
+    Redis {
+        conn: ConnectionManager,
+        prefix: String,
+    },
+    Memory(Mutex<Memory>),
+}
+
+#[derive(Default)]
+pub struct Memory {
+    counters: HashMap<String, (u64, Instant)>,
+    values: HashMap<String, (String, Instant)>,
 }
 
 impl Cache {
     pub fn memory() -> Self {
-        Cache::Memory(Mutex::new(HashMap::new()))
+        Cache::Memory(Mutex::default())
     }
 
     /// Connects to Redis; a dead server fails within a few seconds instead of retrying on.
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
-        let manager = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
+        let conn = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
             .await
             .map_err(|_| anyhow::anyhow!("Redis at {} did not answer within 5 s", redact(url)))??;
-        Ok(Cache::Redis(manager, prefix.to_string()))
-    }
-
-    pub fn backend(&self) -> &'static str {
-        match self {
-            Cache::Redis(..) => "redis",
-            Cache::Memory(_) => "memory",
-        }
+        Ok(Cache::Redis {
+            conn,
+            prefix: prefix.to_string(),
+        })
     }
 
     /// Counts one hit on `key` in a fixed window and returns the count so far.
     pub async fn hit(&self, key: &str, window: Duration) -> u64 {
         match self {
-            Cache::Redis(conn, prefix) => {
+            Cache::Redis { conn, prefix } => {
                 let mut conn = conn.clone();
                 let key = format!("{prefix}:rl:{key}");
                 // NX: the window starts with the first hit and is not extended by later ones.
@@ -53,21 +59,21 @@ impl Cache {
                     .ignore()
                     .query_async(&mut conn)
                     .await;
-                match result {
-                    Ok((n,)) => n,
-                    Err(err) => {
-                        tracing::warn!(%err, "Redis unavailable; rate limit not applied");
-                        0
-                    }
-                }
+                result.map(|(n,)| n).unwrap_or_else(|err| {
+                    tracing::warn!(%err, "Redis unavailable; rate limit not applied");
+                    0
+                })
             }
-            Cache::Memory(map) => {
-                let mut map = map.lock().expect("cache lock");
+            Cache::Memory(memory) => {
+                let mut memory = memory.lock().expect("cache lock");
                 let now = Instant::now();
-                if map.len() > 100_000 {
-                    map.retain(|_, (_, until)| *until > now);
+                if memory.counters.len() > 100_000 {
+                    memory.counters.retain(|_, (_, until)| *until > now);
                 }
-                let entry = map.entry(key.to_string()).or_insert((0, now + window));
+                let entry = memory
+                    .counters
+                    .entry(key.to_string())
+                    .or_insert((0, now + window));
                 if entry.1 <= now {
                     *entry = (0, now + window);
                 }
@@ -77,9 +83,77 @@ impl Cache {
         }
     }
 
+    pub async fn get(&self, key: &str) -> Option<String> {
+        match self {
+            Cache::Redis { conn, prefix } => {
+                let mut conn = conn.clone();
+                let got: redis::RedisResult<Option<String>> =
+                    conn.get(format!("{prefix}:kv:{key}")).await;
+                got.unwrap_or_else(|err| {
+                    tracing::warn!(%err, "Redis unavailable; cached value not read");
+                    None
+                })
+            }
+            Cache::Memory(memory) => {
+                let memory = memory.lock().expect("cache lock");
+                memory
+                    .values
+                    .get(key)
+                    .filter(|(_, until)| *until > Instant::now())
+                    .map(|(v, _)| v.clone())
+            }
+        }
+    }
+
+    pub async fn put(&self, key: &str, value: &str, ttl: Duration) {
+        match self {
+            Cache::Redis { conn, prefix } => {
+                let mut conn = conn.clone();
+                let set: redis::RedisResult<()> = conn
+                    .set_ex(format!("{prefix}:kv:{key}"), value, ttl.as_secs().max(1))
+                    .await;
+                if let Err(err) = set {
+                    tracing::warn!(%err, "Redis unavailable; value not cached");
+                }
+            }
+            Cache::Memory(memory) => {
+                let mut memory = memory.lock().expect("cache lock");
+                memory
+                    .values
+                    .insert(key.to_string(), (value.to_string(), Instant::now() + ttl));
+            }
+        }
+    }
+
+    /// Removes `key` if it still holds `value` (so a newer value someone else stored stays).
+    pub async fn remove_if(&self, key: &str, value: &str) {
+        match self {
+            Cache::Redis { conn, prefix } => {
+                let mut conn = conn.clone();
+                let script = redis::Script::new(
+                    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+                );
+                let r: redis::RedisResult<i64> = script
+                    .key(format!("{prefix}:kv:{key}"))
+                    .arg(value)
+                    .invoke_async(&mut conn)
+                    .await;
+                if let Err(err) = r {
+                    tracing::warn!(%err, "Redis unavailable; value not removed");
+                }
+            }
+            Cache::Memory(memory) => {
+                let mut memory = memory.lock().expect("cache lock");
+                if memory.values.get(key).is_some_and(|(v, _)| v == value) {
+                    memory.values.remove(key);
+                }
+            }
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), String> {
         match self {
-            Cache::Redis(conn, _) => {
+            Cache::Redis { conn, .. } => {
                 let mut conn = conn.clone();
                 let cmd = redis::cmd("PING");
                 let ping = cmd.query_async::<String>(&mut conn);
@@ -113,6 +187,20 @@ mod tests {
         assert_eq!(c.hit("k", Duration::from_millis(50)).await, 2);
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert_eq!(c.hit("k", Duration::from_millis(50)).await, 1);
+    }
+
+    #[tokio::test]
+    async fn memory_values_expire_and_are_removed_only_when_unchanged() {
+        let c = Cache::memory();
+        c.put("t", "a", Duration::from_millis(50)).await;
+        assert_eq!(c.get("t").await.as_deref(), Some("a"));
+        c.remove_if("t", "b").await;
+        assert_eq!(c.get("t").await.as_deref(), Some("a"));
+        c.remove_if("t", "a").await;
+        assert_eq!(c.get("t").await, None);
+        c.put("t", "a", Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(c.get("t").await, None);
     }
 
     #[test]

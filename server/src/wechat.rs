@@ -1,16 +1,55 @@
-//! A thin client of the WeChat server APIs (see shared WECHAT.md). Branches on `errcode`
-//! only; parses JSON whatever the content type says (jscode2session answers text/plain).
+//! A thin client of the WeChat server APIs. Branches on `errcode` only; parses JSON
+//! whatever the content type says (jscode2session answers text/plain).
+//!
+//! The server's access token comes from `stable_token` (normal mode: never force-refreshed,
+//! so no instance invalidates another's token), is shared through the cache (Redis when
+//! configured) and is refreshed ahead of expiry by one caller at a time.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use serde_json::json;
 
-use crate::config::WeChatConfig;
+use crate::{cache::Cache, config::WeChatConfig};
 
-#[derive(Clone)]
 pub struct WeChatClient {
     http: reqwest::Client,
     config: WeChatConfig,
+    cache: Arc<Cache>,
+    /// The token this process holds; the lock makes refreshing single-flight.
+    token: tokio::sync::Mutex<Option<AccessToken>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct AccessToken {
+    value: String,
+    /// When to fetch again: before WeChat's own renewal window (its last 5 minutes).
+    refresh_at: DateTime<Utc>,
+}
+
+impl AccessToken {
+    fn encode(&self) -> String {
+        format!("{}\n{}", self.refresh_at.timestamp(), self.value)
+    }
+
+    fn decode(s: &str) -> Option<Self> {
+        let (at, value) = s.split_once('\n')?;
+        Some(Self {
+            value: value.to_string(),
+            refresh_at: DateTime::from_timestamp(at.parse().ok()?, 0)?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+    access_token: Option<String>,
+    expires_in: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,20 +79,116 @@ struct SessionBody {
 }
 
 impl WeChatClient {
-    pub fn new(config: WeChatConfig) -> anyhow::Result<Self> {
+    pub fn new(config: WeChatConfig, cache: Arc<Cache>) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms))
             .build()?;
-        Ok(Self { http, config })
+        Ok(Self {
+            http,
+            config,
+            cache,
+            token: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    fn base(&self) -> &str {
+        self.config.api_base.trim_end_matches('/')
+    }
+
+    fn token_key(&self) -> String {
+        format!("wechat_token:{}", self.config.appid)
+    }
+
+    /// A valid server access token. Concurrent callers share one fetch; instances share
+    /// the token through the cache.
+    pub async fn access_token(&self) -> Result<String, WeChatError> {
+        let mut held = self.token.lock().await;
+        let now = Utc::now();
+        if let Some(t) = held.as_ref().filter(|t| t.refresh_at > now) {
+            return Ok(t.value.clone());
+        }
+        let key = self.token_key();
+        let shared = self
+            .cache
+            .get(&key)
+            .await
+            .as_deref()
+            .and_then(AccessToken::decode);
+        let token = match shared.filter(|t| t.refresh_at > now) {
+            Some(t) => t,
+            None => {
+                let t = self.fetch_stable_token().await?;
+                let ttl = (t.refresh_at - now).num_seconds().max(1) as u64;
+                self.cache
+                    .put(&key, &t.encode(), Duration::from_secs(ttl))
+                    .await;
+                t
+            }
+        };
+        *held = Some(token.clone());
+        Ok(token.value)
+    }
+
+    /// Forgets a token WeChat called invalid (40001/42001), here and in the shared cache,
+    /// unless a newer one has already replaced it.
+    pub async fn invalidate_token(&self, stale: &str) {
+        let mut held = self.token.lock().await;
+        if held.as_ref().is_some_and(|t| t.value == stale) {
+            *held = None;
+        }
+        let key = self.token_key();
+        if let Some(encoded) = self.cache.get(&key).await
+            && AccessToken::decode(&encoded).is_some_and(|t| t.value == stale)
+        {
+            self.cache.remove_if(&key, &encoded).await;
+        }
+    }
+
+    async fn fetch_stable_token(&self) -> Result<AccessToken, WeChatError> {
+        let body = json!({
+            "grant_type": "client_credential",
+            "appid": self.config.appid,
+            "secret": self.config.secret,
+            "force_refresh": false,
+        });
+        let response = self
+            .http
+            .post(format!("{}/cgi-bin/stable_token", self.base()))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| WeChatError::Transport(e.without_url().to_string()))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| WeChatError::Transport(e.to_string()))?;
+        let body: TokenBody = serde_json::from_str(&text)
+            .map_err(|e| WeChatError::Transport(format!("unreadable answer: {e}")))?;
+        match (body.errcode, body.access_token, body.expires_in) {
+            (0, Some(value), Some(expires_in)) => {
+                // WeChat renews in the last 300 s; fetch before that (or halfway, for
+                // short-lived test tokens).
+                let margin = expires_in.min(600) / 2;
+                Ok(AccessToken {
+                    value,
+                    refresh_at: Utc::now() + chrono::Duration::seconds(expires_in - margin),
+                })
+            }
+            (0, ..) => Err(WeChatError::Transport("answer without a token".into())),
+            (errcode, ..) => {
+                tracing::error!(errcode, errmsg = %body.errmsg, "WeChat refused the access token request");
+                Err(WeChatError::Api {
+                    errcode,
+                    errmsg: body.errmsg,
+                })
+            }
+        }
     }
 
     /// Exchanges a `wx.login` code for the user's openid.
     pub async fn code2session(&self, code: &str) -> Result<Session, WeChatError> {
         let url = reqwest::Url::parse_with_params(
-            &format!(
-                "{}/sns/jscode2session",
-                self.config.api_base.trim_end_matches('/')
-            ),
+            &format!("{}/sns/jscode2session", self.base()),
             [
                 ("appid", self.config.appid.as_str()),
                 ("secret", self.config.secret.as_str()),
@@ -85,5 +220,20 @@ impl WeChatClient {
                 errmsg: body.errmsg,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_tokens_round_trip_through_the_cache_format() {
+        let t = AccessToken {
+            value: "ACCESS_TOKEN-with odd chars".into(),
+            refresh_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+        };
+        assert_eq!(AccessToken::decode(&t.encode()), Some(t));
+        assert_eq!(AccessToken::decode("garbage"), None);
     }
 }

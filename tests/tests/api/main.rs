@@ -9,3 +9,4 @@ mod regions;
 mod register;
 mod staff;
 mod volunteers;
+mod wechat;
