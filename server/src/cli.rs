@@ -36,12 +36,41 @@ enum Command {
         #[arg(long)]
         families: usize,
     },
+    /// The Chinese calendar, for people who check dates by hand.
+    Calendar {
+        #[command(subcommand)]
+        command: CalendarCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CalendarCommand {
+    /// Print every festival date (元旦 春节 元宵 清明 端午 七夕 中秋 重阳 腊八 除夕 母亲节 父亲节
+    /// 国庆) falling in the Gregorian years given, one JSON object per line:
+    /// {"kind":"春节","year":2026,"date":"2026-02-17"}
+    Festivals {
+        #[arg(long)]
+        from: i32,
+        #[arg(long)]
+        to: i32,
+    },
+    /// Read lunar birthdays on standard input, one per line ({"lunar":"2030-06-30","leap":true}),
+    /// and print the solar date each is kept on in that lunar year, with the usual conventions
+    /// (a 30th in a 29-day month is kept on the 29th; a leap-month birthday in the regular month
+    /// in years without that leap month). A bad line prints {"line":N,"error":"..."}.
+    Birthdays,
 }
 
 pub async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let command = Cli::parse()
+        .command
+        .unwrap_or(Command::Serve { addr: None });
+    // The calendar tools need no configuration or database.
+    if let Command::Calendar { command } = command {
+        return calendar(command);
+    }
     let mut config = Config::load()?;
-    match cli.command.unwrap_or(Command::Serve { addr: None }) {
+    match command {
         Command::Serve { addr } => {
             if let Some(addr) = addr {
                 config.addr = addr;
@@ -69,6 +98,22 @@ pub async fn run() -> anyhow::Result<()> {
                 "seeded"
             );
         }
+        Command::Calendar { .. } => {}
     }
+    Ok(())
+}
+
+fn calendar(command: CalendarCommand) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match command {
+        CalendarCommand::Festivals { from, to } => {
+            scheduler::calendar::festivals_jsonl(from, to, &mut out)?
+        }
+        CalendarCommand::Birthdays => {
+            scheduler::calendar::birthdays_jsonl(std::io::stdin().lock(), &mut out)?
+        }
+    }
+    out.flush()?;
     Ok(())
 }
