@@ -202,12 +202,13 @@ impl MigrationTrait for Migration {
         m.create_index(index("family", &["register_no", "id"]))
             .await?;
         if m.get_database_backend() == sea_orm_migration::sea_orm::DatabaseBackend::Postgres {
-            // Coordinators search by any part of a name or number (LIKE '%…%').
+            // Coordinators search names from their start (LIKE '王秀%') and register numbers
+            // by any part (LIKE '%0123%'); the default collation cannot serve either.
             m.get_connection()
                 .execute_unprepared(
                     "CREATE EXTENSION IF NOT EXISTS pg_trgm;
-                     CREATE INDEX IF NOT EXISTS ix_family_head_name_trgm
-                         ON family USING gin (head_name gin_trgm_ops);
+                     CREATE INDEX IF NOT EXISTS ix_family_head_name_prefix
+                         ON family (head_name text_pattern_ops);
                      CREATE INDEX IF NOT EXISTS ix_family_register_no_trgm
                          ON family USING gin (register_no gin_trgm_ops);",
                 )

@@ -28,6 +28,8 @@ pub struct AppState {
     pub wechat: WeChatClient,
     pub metrics: Arc<Metrics>,
     pub tz: chrono_tz::Tz,
+    /// Totals of family lists (see `counts`).
+    pub family_counts: crate::counts::CountCache,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
             wechat: WeChatClient::new(config.wechat.clone(), cache.clone())?,
             tz: config.tz()?,
             metrics: Arc::default(),
+            family_counts: Default::default(),
             db,
             cache,
             config,

@@ -119,6 +119,12 @@ pub async fn seed(state: &AppState, families: usize) -> anyhow::Result<()> {
         }
         txn.commit().await?;
     }
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        // Fresh statistics (and a visibility map for index-only scans) after a bulk load,
+        // as a DBA would run after importing a register.
+        db.execute_unprepared("VACUUM ANALYZE family, family_member, pairing, region")
+            .await?;
+    }
     Ok(())
 }
 

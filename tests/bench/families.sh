@@ -18,16 +18,26 @@ cargo build --release -q -p server --bin nuanxin -p tests --bin loadgen
 BIN="$CARGO_TARGET_DIR/release/nuanxin"
 LOAD="$CARGO_TARGET_DIR/release/loadgen"
 server_pid=""
-stop() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null; server_pid=""; }
+stop() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  server_pid=""
+}
 trap stop EXIT
 
-# Milliseconds from launch to the first 200 on /healthz.
-start_and_time() {
+# Starts the server (in the current directory) and sets started_ms: milliseconds from
+# launch to the first 200 on /healthz.
+start_server() {
+  if curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz"; then
+    echo "port $PORT is already in use" >&2; exit 1
+  fi
   local t0; t0=$(date +%s%N)
-  "$@" >/tmp/nuanxin-bench.log 2>&1 &
+  "$@" >>/tmp/nuanxin-bench.log 2>&1 &
   server_pid=$!
-  until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.005; done
-  echo $(( ($(date +%s%N) - t0) / 1000000 ))
+  until curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz"; do
+    kill -0 "$server_pid" 2>/dev/null || { echo "the server died; see /tmp/nuanxin-bench.log" >&2; exit 1; }
+    sleep 0.005
+  done
+  started_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 }
 
 token_for() {
@@ -38,8 +48,10 @@ token_for() {
 echo "### Cold start (SQLite, demo data)"
 echo
 dir=$(mktemp -d)
-first=$(cd "$dir" && start_and_time "$BIN" serve --addr "127.0.0.1:$PORT"); stop
-again=$(cd "$dir" && start_and_time "$BIN" serve --addr "127.0.0.1:$PORT"); stop
+pushd "$dir" >/dev/null
+start_server "$BIN" serve --addr "127.0.0.1:$PORT"; first=$started_ms; stop
+start_server "$BIN" serve --addr "127.0.0.1:$PORT"; again=$started_ms; stop
+popd >/dev/null
 rm -rf "$dir"
 echo "| start | to first 200 on /healthz |"
 echo "|---|---|"
@@ -54,7 +66,7 @@ for n in "${SIZES[@]}"; do
   DATABASE_URL="$PG/$db" "$BIN" seed --families "$n" >/dev/null 2>&1
   seeded=$(( $(date +%s) - t0 ))
   DATABASE_URL="$PG/$db" NUANXIN_DEV_LOGIN=true NUANXIN_DEMO_DATA=false \
-    start_and_time "$BIN" serve --addr "127.0.0.1:$PORT" >/dev/null
+    start_server "$BIN" serve --addr "127.0.0.1:$PORT"
   admin=$(token_for 13800000000)
   township=$(token_for 13800000021)
   base="http://127.0.0.1:$PORT"

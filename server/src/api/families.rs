@@ -14,14 +14,14 @@ use poem_openapi::{
     payload::Json,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, ModelTrait,
-    QueryFilter, QueryOrder, Set, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ModelTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QueryTrait, Set, TransactionTrait, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Page, Tag, auth::Done, contains, in_scope, page_of, regions, search_term};
+use super::{Page, Paging, Tag, auth::Done, contains, in_scope, regions, search_term, starts_with};
 use crate::{
     app::AppState,
     audit,
@@ -641,7 +641,8 @@ impl Api {
 
 #[OpenApi(prefix_path = "/families", tag = "Tag::Families")]
 impl Api {
-    /// Families in my scope. Search by householder name or register number.
+    /// Families in my scope. `q` searches register numbers (when it has a digit) or the
+    /// householder's name from its beginning ("王秀" finds 王秀英).
     #[allow(clippy::too_many_arguments)]
     #[oai(path = "/", method = "get")]
     async fn list(
@@ -672,16 +673,31 @@ impl Api {
             select = select.filter(family::Column::Status.eq(s));
         }
         if let Some(q) = search_term(q.0.as_deref()) {
-            select = select.filter(
-                contains(family::Column::HeadName, q).or(contains(family::Column::RegisterNo, q)),
-            );
+            // Names never hold digits and register numbers always do; each test uses an index.
+            select = select.filter(if q.chars().any(|c| c.is_ascii_digit()) {
+                contains(family::Column::RegisterNo, q)
+            } else {
+                starts_with(family::Column::HeadName, q)
+            });
         }
+        let paging = Paging::new(page.0, per_page.0)?;
+        let key = select.build(db.get_database_backend()).to_string();
+        let total = match self.0.family_counts.get(&key) {
+            Some(n) => n,
+            None => {
+                let n = select.clone().count(db).await?;
+                self.0.family_counts.put(key, n);
+                n
+            }
+        };
         let select = select
             .order_by_asc(family::Column::RegisterNo)
             .order_by_asc(family::Column::Id);
-        Ok(Json(
-            page_of(db, select, page.0, per_page.0, FamilySummary::from).await?,
-        ))
+        let rows = paging.rows(db, select).await?;
+        Ok(Json(paging.wrap(
+            rows.into_iter().map(FamilySummary::from).collect(),
+            total,
+        )))
     }
 
     /// Register a family with its members.
@@ -702,6 +718,8 @@ impl Api {
         )
         .await?;
         txn.commit().await?;
+        // Totals cached before the commit are stale now.
+        self.0.family_counts.clear();
         Ok(Json(self.detail(&auth.0, f).await?))
     }
 
@@ -816,6 +834,7 @@ impl Api {
         )
         .await?;
         txn.commit().await?;
+        self.0.family_counts.clear();
         Ok(Json(self.detail(&auth.0, f).await?))
     }
 

@@ -98,6 +98,22 @@ impl Paging {
         Ok(Self { page, per_page })
     }
 
+    /// The rows of this page.
+    pub async fn rows<E>(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        select: Select<E>,
+    ) -> ApiResult<Vec<E::Model>>
+    where
+        E: EntityTrait,
+        E::Model: Sync,
+    {
+        Ok(select
+            .paginate(db, self.per_page)
+            .fetch_page(self.page - 1)
+            .await?)
+    }
+
     /// The rows of this page and the total count.
     pub async fn fetch<E>(
         &self,
@@ -166,11 +182,18 @@ pub fn search_term(q: Option<&str>) -> Option<&str> {
     q.map(str::trim).filter(|q| !q.is_empty())
 }
 
+/// `col LIKE 'term%'`: can use an index, unlike `contains`.
+pub fn starts_with(col: impl ColumnTrait, term: &str) -> SimpleExpr {
+    Expr::col(col).like(LikeExpr::new(format!("{}%", escape_like(term))).escape('\\'))
+}
+
+fn escape_like(term: &str) -> String {
+    term.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 /// `col LIKE '%term%'`, with the term's own wildcards taken literally on every backend.
 pub fn contains(col: impl ColumnTrait, term: &str) -> SimpleExpr {
-    let escaped = term
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    Expr::col(col).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+    Expr::col(col).like(LikeExpr::new(format!("%{}%", escape_like(term))).escape('\\'))
 }

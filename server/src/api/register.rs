@@ -1579,6 +1579,7 @@ impl Api {
         )
         .await?;
         txn.commit().await?;
+        state.family_counts.clear();
         Ok(ImportResponse::Ok(Json(report)))
     }
 

@@ -40,6 +40,9 @@ async fn a_coordinator_registers_a_family_and_finds_it_again() {
     let app = spawn_app().await;
     let token = app.token_for(people::EAST_COUNTY).await;
     let village = app.region("杨柳村").await;
+    let before = app.get("/api/families", Some(&token)).await.ok()["total"]
+        .as_u64()
+        .unwrap();
     let created = app
         .post(
             "/api/families",
@@ -49,6 +52,10 @@ async fn a_coordinator_registers_a_family_and_finds_it_again() {
         .await
         .ok();
     let id = created["id"].as_str().unwrap();
+    let after = app.get("/api/families", Some(&token)).await.ok()["total"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(after, before + 1, "the total counts the new family at once");
     assert_eq!(created["members"].as_array().unwrap().len(), 3);
     assert_eq!(created["preferences"]["no_festive_visits"], true);
     let father = &created["members"][0];
@@ -426,4 +433,85 @@ async fn preferences_consent_and_members_can_be_changed() {
     )
     .await
     .invalid("status");
+}
+
+#[tokio::test]
+async fn member_and_invite_writes_refuse_bad_input() {
+    let app = spawn_app().await;
+    let token = app.token_for(people::TAOYUAN).await;
+    let village = app.region("杨柳村").await;
+    let f = app
+        .post("/api/families", Some(&token), new_family(&village, "M-1"))
+        .await
+        .ok();
+    let id = f["id"].as_str().unwrap();
+    let members = format!("/api/families/{id}/members");
+    app.post(&members, Some(&token), json!({"relation": "child"}))
+        .await
+        .invalid("name");
+    app.post(
+        &members,
+        Some(&token),
+        json!({"name": "赵", "relation": "child", "gender": "x"}),
+    )
+    .await
+    .invalid("gender");
+    app.post(
+        &members,
+        Some(&token),
+        json!({"name": "赵", "relation": "child", "phone": "555"}),
+    )
+    .await
+    .invalid("phone");
+    app.post(
+        &members,
+        Some(&token),
+        json!({"name": "赵", "relation": "child", "death_date": "2999-01-01", "deceased": true}),
+    )
+    .await
+    .invalid("death_date");
+    let mid = f["members"][0]["id"].as_str().unwrap();
+    app.patch(
+        &format!("{members}/{mid}"),
+        Some(&token),
+        json!({"gender": "x"}),
+    )
+    .await
+    .invalid("gender");
+    app.patch(
+        &format!("{members}/{mid}"),
+        Some(&token),
+        json!({"birth_month": 13}),
+    )
+    .await
+    .invalid("birth_month");
+    app.patch(
+        &format!("{members}/{}", uuid::Uuid::now_v7()),
+        Some(&token),
+        json!({"gender": "女"}),
+    )
+    .await
+    .error(404, "not_found");
+    let invites = format!("/api/families/{id}/invites");
+    app.post(
+        &invites,
+        Some(&token),
+        json!({"member_id": uuid::Uuid::now_v7()}),
+    )
+    .await
+    .invalid("member_id");
+    let deceased = f["members"][2]["id"].as_str().unwrap();
+    app.post(&invites, Some(&token), json!({"member_id": deceased}))
+        .await
+        .invalid("member_id");
+    let after = app
+        .get(&format!("/api/families/{id}"), Some(&token))
+        .await
+        .ok();
+    assert_eq!(
+        after["members"].as_array().unwrap().len(),
+        3,
+        "nothing was added"
+    );
+    assert_eq!(after["members"][0]["gender"], "男", "nothing was changed");
 }

@@ -202,3 +202,44 @@ async fn teams_belong_to_a_region() {
     let list = app.get("/api/teams?q=桃源", Some(&coord)).await.ok();
     assert_eq!(list["total"], 1);
 }
+
+#[tokio::test]
+async fn team_and_pairing_changes_refuse_bad_input() {
+    let app = spawn_app().await;
+    let coord = app.token_for(people::TAOYUAN).await;
+    let team = app
+        .post(
+            "/api/teams",
+            Some(&coord),
+            json!({"name": "队", "region_id": app.region("桃源镇").await}),
+        )
+        .await
+        .ok();
+    let path = format!("/api/teams/{}", team["id"].as_str().unwrap());
+    app.patch(&path, Some(&coord), json!({"name": ""}))
+        .await
+        .invalid("name");
+    app.patch(&path, Some(&coord), json!({}))
+        .await
+        .invalid("name");
+    app.patch(&path, Some(&coord), json!({"name": "x".repeat(65)}))
+        .await
+        .invalid("name");
+    app.post("/api/pairings", Some(&coord), json!({"family_id": "nope"}))
+        .await
+        .invalid("family_id");
+    app.post(
+        "/api/pairings",
+        Some(&coord),
+        json!({"family_id": uuid::Uuid::now_v7(), "cadre_id": uuid::Uuid::now_v7()}),
+    )
+    .await
+    .invalid("family_id");
+    app.post(
+        &format!("/api/pairings/{}/end", uuid::Uuid::now_v7()),
+        Some(&coord),
+        json!({}),
+    )
+    .await
+    .error(404, "not_found");
+}
