@@ -2,6 +2,8 @@
 //! logic over plain data; the server loads, calls and writes.
 
 pub mod calendar;
+pub mod plan;
+pub mod rules;
 
 pub use calendar::{
     CalendarError, CalendarKind, Festival, LunarDate, MAX_YEAR, MIN_YEAR, birthday_in_year,

@@ -14,8 +14,9 @@ use poem_openapi::{
     payload::Json,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ModelTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QueryTrait, Set, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, ModelTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, TransactionTrait,
+    sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -327,8 +328,21 @@ pub struct FamilySummary {
     pub status: FamilyStatus,
 }
 
-impl From<family::Model> for FamilySummary {
-    fn from(f: family::Model) -> Self {
+/// The columns a list row needs, and no more: notes and preferences stay in the database.
+#[derive(FromQueryResult)]
+struct SummaryRow {
+    id: Uuid,
+    region_id: Uuid,
+    register_no: String,
+    category: FamilyCategory,
+    head_name: String,
+    phone: Option<String>,
+    care_level: i32,
+    status: FamilyStatus,
+}
+
+impl From<SummaryRow> for FamilySummary {
+    fn from(f: SummaryRow) -> Self {
         Self {
             id: f.id,
             region_id: f.region_id,
@@ -690,10 +704,24 @@ impl Api {
                 n
             }
         };
-        let select = select
-            .order_by_asc(family::Column::RegisterNo)
-            .order_by_asc(family::Column::Id);
-        let rows = paging.rows(db, select).await?;
+        use family::Column as C;
+        let rows = select
+            .select_only()
+            .columns([
+                C::Id,
+                C::RegionId,
+                C::RegisterNo,
+                C::Category,
+                C::HeadName,
+                C::Phone,
+            ])
+            .columns([C::CareLevel, C::Status])
+            .order_by_asc(C::RegisterNo)
+            .order_by_asc(C::Id)
+            .into_model::<SummaryRow>()
+            .paginate(db, paging.per_page)
+            .fetch_page(paging.page - 1)
+            .await?;
         Ok(Json(paging.wrap(
             rows.into_iter().map(FamilySummary::from).collect(),
             total,

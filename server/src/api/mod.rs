@@ -98,22 +98,6 @@ impl Paging {
         Ok(Self { page, per_page })
     }
 
-    /// The rows of this page.
-    pub async fn rows<E>(
-        &self,
-        db: &sea_orm::DatabaseConnection,
-        select: Select<E>,
-    ) -> ApiResult<Vec<E::Model>>
-    where
-        E: EntityTrait,
-        E::Model: Sync,
-    {
-        Ok(select
-            .paginate(db, self.per_page)
-            .fetch_page(self.page - 1)
-            .await?)
-    }
-
     /// The rows of this page and the total count.
     pub async fn fetch<E>(
         &self,
