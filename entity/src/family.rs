@@ -29,6 +29,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub counsel_notes: String,
     pub created_at: DateTimeUtc,
+    /// Per-family rule overrides (scheduler::rules::RuleOverride, as JSON).
+    #[sea_orm(column_type = "Json", nullable)]
+    pub care_overrides: Option<Json>,
     pub updated_at: DateTimeUtc,
 }
 

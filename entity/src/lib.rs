@@ -11,6 +11,8 @@ pub mod family;
 pub mod family_member;
 pub mod help_request;
 pub mod invite_code;
+pub mod job_lease;
+pub mod job_run;
 pub mod notification;
 pub mod pairing;
 pub mod refresh_token;

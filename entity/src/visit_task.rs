@@ -21,6 +21,21 @@ pub struct Model {
     #[sea_orm(column_type = "Json")]
     pub required_skills: StringList,
     pub assigned_cadre_id: Option<Uuid>,
+    pub planned_date: Option<Date>,
+    #[sea_orm(column_type = "Json", nullable)]
+    pub kinds: Option<StringList>,
+    #[sea_orm(column_type = "Json", nullable)]
+    pub reasons: Option<StringList>,
+    #[sea_orm(column_type = "Json", nullable)]
+    pub components: Option<StringList>,
+    pub gentle: bool,
+    pub first_visit: bool,
+    pub assign_to_cadre: bool,
+    pub preferred_time: Option<String>,
+    pub visitor_gender: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub status_reason: Option<String>,
+    pub needs_attention: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -534,6 +534,7 @@ pub fn family_model(body: &NewFamily) -> family::ActiveModel {
         counsel_notes: Set(body.counsel_notes.clone().unwrap_or_default()),
         created_at: Set(now),
         updated_at: Set(now),
+        care_overrides: Set(None),
     }
 }
 
