@@ -2060,6 +2060,7 @@ mod tests {
             counsel_notes: "不导出".into(),
             created_at: now,
             updated_at: now,
+            care_overrides: None,
         };
         let member =
             |name: &str, relation, cal, (y, m, d), leap, deceased, death| family_member::Model {
@@ -2165,6 +2166,7 @@ mod tests {
             counsel_notes: String::new(),
             created_at: now,
             updated_at: now,
+            care_overrides: None,
         };
         let rows = export_rows(&f, "村", &[]);
         assert_eq!(rows.len(), 1);
