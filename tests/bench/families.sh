@@ -75,6 +75,7 @@ for n in "${SIZES[@]}"; do
   echo "| request | clients | req/s | p50 ms | p99 ms | errors |"
   echo "|---|---|---|---|---|---|"
   "$LOAD" --url "$base/healthz" --seconds "$SECONDS_EACH" --label "GET /healthz (ceiling)"
+  "$LOAD" --url "$base/readyz" --seconds "$SECONDS_EACH" --label "GET /readyz (one database round trip)"
   "$LOAD" --url "$base/api/families?per_page=20" --token "$admin" --seconds "$SECONDS_EACH" --label "family list, whole city, page 1"
   "$LOAD" --url "$base/api/families?per_page=20&page=200" --token "$admin" --seconds "$SECONDS_EACH" --label "family list, whole city, page 200"
   "$LOAD" --url "$base/api/families?per_page=20" --token "$township" --seconds "$SECONDS_EACH" --label "family list, one township"
