@@ -1,6 +1,6 @@
-//! A fake WeChat platform server for development and tests, following
-//! `/work/shared/WECHAT.md` §0–3: `jscode2session`, the legacy and stable access tokens,
-//! and subscribe-message sends, plus test-control routes under `/__fake/`.
+//! A fake WeChat platform server for development and tests, answering as WeChat's server
+//! APIs do (the team's WECHAT.md notes, §0–3): `jscode2session`, the legacy and stable
+//! access tokens, and subscribe-message sends, plus test-control routes under `/__fake/`.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
