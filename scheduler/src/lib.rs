@@ -1,7 +1,12 @@
-//! The scheduler: the Chinese calendar, care rules and the generation of visits. Pure
-//! logic over plain data; the server loads, calls and writes.
+//! The scheduler: the Chinese calendar, care rules and the planning of visits as pure
+//! logic over plain data (`calendar`, `rules`, `plan`), and around it the thin database
+//! layer that writes the plans as visit tasks (`generate`) and runs the jobs once per
+//! period under a leader lease (`jobs`, `lease`).
 
 pub mod calendar;
+pub mod generate;
+pub mod jobs;
+pub mod lease;
 pub mod plan;
 pub mod rules;
 

@@ -57,6 +57,16 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Demo data into an empty database, when configured (the embedded default).
+    pub async fn load_demo_data_if_wanted(&self) -> anyhow::Result<()> {
+        if self.config.load_demo_data() && demo::load_if_empty(self).await? {
+            tracing::info!("loaded the demo data set");
+        }
+        Ok(())
+    }
+}
+
 pub struct Application {
     acceptor: TcpAcceptor,
     state: Arc<AppState>,
@@ -67,9 +77,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let addr = config.addr.clone();
         let state = Arc::new(AppState::new(config).await?);
-        if state.config.load_demo_data() && demo::load_if_empty(&state).await? {
-            tracing::info!("loaded the demo data set");
-        }
+        state.load_demo_data_if_wanted().await?;
         let acceptor = TcpListener::bind(addr.as_str()).into_acceptor().await?;
         Ok(Self { acceptor, state })
     }
@@ -90,10 +98,23 @@ impl Application {
         self,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let jobs = if self.state.config.jobs.enabled {
+            Some(
+                crate::jobs::start(&self.state)
+                    .await
+                    .map_err(std::io::Error::other)?,
+            )
+        } else {
+            None
+        };
         let routes = routes(self.state);
-        Server::new_with_acceptor(self.acceptor)
+        let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, signal, Some(Duration::from_secs(10)))
-            .await
+            .await;
+        if let Some(jobs) = jobs {
+            jobs.shutdown().await;
+        }
+        served
     }
 }
 

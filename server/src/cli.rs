@@ -36,6 +36,18 @@ enum Command {
         #[arg(long)]
         families: usize,
     },
+    /// Run only the scheduled jobs (planning, missed visits), without the API: for
+    /// deployments that keep them apart from the API instances.
+    Jobs,
+    /// Plan every family's visits once now and print the figures.
+    Plan {
+        /// First day of the horizon (default: today in the deployment's time zone).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Days ahead (default: the configured horizon, 60).
+        #[arg(long)]
+        days: Option<u64>,
+    },
     /// The Chinese calendar, for people who check dates by hand.
     Calendar {
         #[command(subcommand)]
@@ -97,6 +109,29 @@ pub async fn run() -> anyhow::Result<()> {
                 seconds = started.elapsed().as_secs_f64(),
                 "seeded"
             );
+        }
+        Command::Jobs => {
+            let state = AppState::new(config).await?;
+            state.load_demo_data_if_wanted().await?;
+            let jobs = crate::jobs::start(&state).await?;
+            let _ = tokio::signal::ctrl_c().await;
+            jobs.shutdown().await;
+        }
+        Command::Plan { from, days } => {
+            let state = AppState::new(config).await?;
+            state.load_demo_data_if_wanted().await?;
+            let tz = state.tz;
+            let from = from.unwrap_or_else(|| chrono::Utc::now().with_timezone(&tz).date_naive());
+            let mut opts = scheduler::generate::GenerateOptions::new(from, tz);
+            let days = days.unwrap_or(state.config.jobs.horizon_days);
+            opts.to = from
+                .checked_add_days(chrono::Days::new(days))
+                .unwrap_or(from);
+            let started = std::time::Instant::now();
+            let stats = scheduler::generate::generate(&state.db, &opts).await?;
+            let mut out = serde_json::to_value(&stats)?;
+            out["seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
+            println!("{out}");
         }
         Command::Calendar { .. } => {}
     }

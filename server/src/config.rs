@@ -35,6 +35,7 @@ pub struct Config {
     /// Prefix of every Redis key, so that deployments can share a Redis.
     pub cache_prefix: String,
     pub wechat: WeChatConfig,
+    pub jobs: crate::jobs::JobsConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -63,6 +64,7 @@ impl Default for Config {
             behind_proxy: false,
             cache_prefix: "nuanxin".into(),
             wechat: WeChatConfig::default(),
+            jobs: Default::default(),
         }
     }
 }
@@ -117,6 +119,9 @@ impl Config {
         }
         if let Some(v) = var("NUANXIN_BEHIND_PROXY") {
             self.behind_proxy = flag("NUANXIN_BEHIND_PROXY", v)?;
+        }
+        if let Some(v) = var("NUANXIN_JOBS") {
+            self.jobs.enabled = flag("NUANXIN_JOBS", v)?;
         }
         if let Some(v) = var("NUANXIN_SECRET_KEY") {
             self.secret_key = Some(v);

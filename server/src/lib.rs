@@ -14,5 +14,6 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod input;
+pub mod jobs;
 pub mod metrics;
 pub mod wechat;

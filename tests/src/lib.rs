@@ -73,6 +73,9 @@ pub struct Options {
     pub demo_families: Option<usize>,
     pub login_per_minute: u64,
     pub dev_login: bool,
+    /// Run the scheduled jobs in the server (off by default: the scheduler's own tests
+    /// cover them).
+    pub jobs: bool,
 }
 
 impl Default for Options {
@@ -81,6 +84,7 @@ impl Default for Options {
             demo_families: Some(30),
             login_per_minute: 10_000,
             dev_login: true,
+            jobs: false,
         }
     }
 }
@@ -107,6 +111,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         cache_prefix: format!("nuanxin-test-{}", uuid::Uuid::new_v4().simple()),
         ..Config::default()
     };
+    config.jobs.enabled = options.jobs;
     config.wechat.api_base = wechat.base_url();
     config.wechat.appid = fake.appid;
     config.wechat.secret = fake.secret;

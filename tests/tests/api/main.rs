@@ -5,6 +5,7 @@ mod access;
 mod auth;
 mod families;
 mod health;
+mod jobs;
 mod regions;
 mod register;
 mod staff;

@@ -1,0 +1,1469 @@
+//! The database layer around [`plan_family`]: loads families, plans them, writes
+//! `visit_task` rows. [`generate`] is the nightly job, [`mark_missed`] closes windows that
+//! passed, [`preview`] shows one family's plan without writing.
+//!
+//! # What a run does
+//!
+//! Families are read in id order, `batch` at a time (keyset pagination, so memory stays
+//! flat whatever the register's size). For each batch the members, current pairings and
+//! the tasks whose window has not ended by `from` are loaded (a few columns each); then per
+//! family:
+//!
+//! - **new visits**: a planned visit whose `unique_key` has no row is inserted, status
+//!   `open`. A visit of a cadre rule (`assign_to_cadre`) is also `open`, but with
+//!   `assigned_cadre_id` set to the family's current 一帮一 cadre: it is pre-assigned, not
+//!   offered for claiming. Without a current pairing it is flagged (`needs_attention`,
+//!   [`REASON_NO_CADRE`]) for a coordinator to assign. Inserts are multi-row
+//!   `INSERT … ON CONFLICT (unique_key) DO NOTHING`, so runs that overlap (two instances,
+//!   a retry after a crash) never duplicate a visit nor fail on one. A planned visit all of
+//!   whose occasions (`components`) are already covered by a live task (for instance a
+//!   claimed merged visit the plan now splits) is not inserted again;
+//! - **unchanged visits** are not written at all: a re-run with nothing changed only reads;
+//! - **changed visits** (same key, new window, day or cadre: a blackout date added, a new
+//!   pairing) are rewritten in place while they are open and unclaimed;
+//! - **visits no longer planned**: an `open`, unclaimed task whose window starts on or after
+//!   `from` and whose key the plan no longer has (a birthday corrected, a rule disabled, an
+//!   occasion now merged into a combined visit) is `cancelled`, with `status_reason`
+//!   [`REASON_REPLANNED`] ("计划变更") or, when its occasion is now part of a merged
+//!   visit, [`REASON_MERGED`] ("合并到新的走访"). A claimed one (claims, or status
+//!   `claimed`) is kept and flagged `needs_attention` with the same reason: a coordinator
+//!   decides. Tasks anchored outside the horizon (the plan of `[from, to]` does not hold
+//!   them by design) are recognised by planning a wider range for the few families that
+//!   have such candidates, so a shorter horizon never cancels anything;
+//! - **paused and closed families** get no visits; all their open tasks whose window has
+//!   not ended are cancelled with the plan's reason ("家庭已暂停", "家庭已销册"), claimed
+//!   ones flagged. When the family becomes active again, tasks the generator cancelled
+//!   (recognised by their reason) are reopened if the plan wants them again.
+//!
+//! All writes of a batch happen in one transaction, after its reads; guards in every
+//! `UPDATE` (`status = 'open' AND claims_count = 0`…) make a claim that lands between the
+//! read and the write win over the generator.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono_tz::Tz;
+use entity::{
+    BirthCalendar, FamilyCategory, FamilyStatus, MemberRelation, StringList, family, family_member,
+    pairing, region, visit_record, visit_task,
+};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::plan::{
+    Birth, FamilyInput, Gender, MemberInput, Plan, PlannedVisit, Preferences, Skipped, VisitKind,
+    plan_family,
+};
+use crate::rules::{Rule, RuleOverride, TimeOfDay, default_rules, effective_rules};
+
+/// The default horizon: visits are published at most two months ahead.
+pub const DEFAULT_HORIZON_DAYS: u64 = 60;
+/// The default number of families per batch (and per transaction).
+pub const DEFAULT_BATCH: usize = 1000;
+
+/// `status_reason` of a task the plan no longer has.
+pub const REASON_REPLANNED: &str = "计划变更";
+/// `status_reason` of a claimed task whose window or day the plan has moved.
+pub const REASON_RESCHEDULED: &str = "计划变更：时间已调整";
+/// `status_reason` of a task whose occasion is now part of a merged visit.
+pub const REASON_MERGED: &str = "合并到新的走访";
+/// `status_reason` of a cadre visit of a family without a current 一帮一 pairing.
+pub const REASON_NO_CADRE: &str = "未配对责任干部，请指派";
+/// The reasons [`plan_family`] gives for a family that gets no visits.
+pub const REASON_PAUSED: &str = "家庭已暂停";
+pub const REASON_CLOSED: &str = "家庭已销册";
+
+/// Reasons written by the generator: a task cancelled or flagged with one of these may be
+/// reopened or unflagged by a later run. Anything else is a person's decision and is left
+/// alone.
+const GENERATOR_REASONS: [&str; 6] = [
+    REASON_REPLANNED,
+    REASON_RESCHEDULED,
+    REASON_MERGED,
+    REASON_NO_CADRE,
+    REASON_PAUSED,
+    REASON_CLOSED,
+];
+
+/// Rows per INSERT: 26 columns × 1000 rows stays under SQLite's 32766 bound parameters
+/// (PostgreSQL gets one JSON parameter).
+const INSERT_CHUNK: usize = 1000;
+/// Ids per `IN (…)` list of an UPDATE.
+const UPDATE_CHUNK: usize = 10_000;
+/// At most this many error messages are kept in [`RunStats::errors`].
+const MAX_ERRORS: usize = 100;
+
+const OPEN: &str = "open";
+const CLAIMED: &str = "claimed";
+const DONE: &str = "done";
+const CONFIRMED: &str = "confirmed";
+const CANCELLED: &str = "cancelled";
+const MISSED: &str = "missed";
+
+/// What one run of [`generate`] covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerateOptions {
+    /// First day of the horizon (local date in `tz`), usually today.
+    pub from: NaiveDate,
+    /// Last day of the horizon, inclusive; [`GenerateOptions::new`] sets `from` + 60 days.
+    pub to: NaiveDate,
+    /// The deployment's time zone.
+    pub tz: Tz,
+    /// Only families whose region's materialised path starts with this (a subtree).
+    pub region_path: Option<String>,
+    /// Families per batch (and per transaction); at least 1.
+    pub batch: usize,
+    /// Stop after this many batches (a partial run; tests use it to simulate a crash).
+    pub max_batches: Option<usize>,
+}
+
+impl GenerateOptions {
+    /// The default run starting `from`: 60 days, every region, batches of 1000.
+    pub fn new(from: NaiveDate, tz: Tz) -> Self {
+        GenerateOptions {
+            from,
+            to: from
+                .checked_add_days(Days::new(DEFAULT_HORIZON_DAYS))
+                .unwrap_or(from),
+            tz,
+            region_path: None,
+            batch: DEFAULT_BATCH,
+            max_batches: None,
+        }
+    }
+}
+
+/// The figures of a run, for the job-run ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStats {
+    /// Families planned.
+    pub families: u64,
+    /// Tasks inserted.
+    pub created: u64,
+    /// Planned visits that already had their task, untouched.
+    pub unchanged: u64,
+    /// Tasks rewritten: a changed window or cadre, reopened after a pause, unflagged.
+    pub updated: u64,
+    /// Open tasks cancelled because the plan no longer has them.
+    pub cancelled: u64,
+    /// Claimed tasks the plan no longer has, flagged for a coordinator.
+    pub flagged: u64,
+    /// Occurrences (or families, or rules) the plan skipped, with a reason.
+    pub skipped: u64,
+    /// Not counted by [`generate`]: the job fills it from [`mark_missed`].
+    pub missed: u64,
+    /// Data problems that did not stop the run ("family <id>: …"), the first 100.
+    pub errors: Vec<String>,
+    /// All data problems, including those beyond the first 100.
+    pub error_count: u64,
+    /// Milliseconds spent reading, planning (and comparing), and writing.
+    pub load_ms: u64,
+    pub plan_ms: u64,
+    pub write_ms: u64,
+}
+
+impl RunStats {
+    fn error(&mut self, message: String) {
+        self.error_count += 1;
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(message);
+        }
+    }
+}
+
+/// Plans every family (of `opts.region_path`) over `[opts.from, opts.to]` and brings the
+/// tasks in line with the plans; see the module docs. A database error stops the run:
+/// batches already committed stay, and running again completes the work.
+pub async fn generate(db: &DatabaseConnection, opts: &GenerateOptions) -> Result<RunStats, DbErr> {
+    let started = Instant::now();
+    let mut stats = RunStats::default();
+    let mut rules_cache = RulesCache::default();
+    let batch = opts.batch.max(1);
+    let from_midnight = local_midnight(opts.tz, opts.from);
+    let mut after: Option<Uuid> = None;
+    let mut batches = 0usize;
+    loop {
+        if opts.max_batches.is_some_and(|m| batches >= m) {
+            break;
+        }
+        let p0 = Instant::now();
+        let rows = load_families(db, after, batch, opts.region_path.as_deref()).await?;
+        prof(4, p0);
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id);
+        batches += 1;
+        let full = rows.len() == batch;
+
+        let t0 = Instant::now();
+        let loaded = load_batch(
+            db,
+            rows,
+            opts.region_path.as_deref(),
+            opts.from,
+            from_midnight,
+            &mut stats,
+        )
+        .await?;
+        let t1 = Instant::now();
+        stats.load_ms += (t1 - t0).as_millis() as u64;
+        let mut writes = Writes::default();
+        for family in &loaded.families {
+            let existing = loaded
+                .existing
+                .get(&family.input.id)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let rules = rules_cache.rules(family);
+            let plan = plan_family(&family.input, rules, opts.from, opts.to, opts.tz);
+            stats.families += 1;
+            stats.skipped += plan.skipped.len() as u64;
+            let ctx = Reconcile {
+                family,
+                rules,
+                opts,
+                from_midnight,
+            };
+            ctx.reconcile(&plan, existing, &mut writes);
+        }
+        let t2 = Instant::now();
+        stats.plan_ms += (t2 - t1).as_millis() as u64;
+        writes.apply(db, &mut stats).await?;
+        stats.write_ms += t2.elapsed().as_millis() as u64;
+        if !full {
+            break;
+        }
+    }
+    tracing::info!(
+        families = stats.families,
+        created = stats.created,
+        unchanged = stats.unchanged,
+        updated = stats.updated,
+        cancelled = stats.cancelled,
+        flagged = stats.flagged,
+        errors = stats.error_count,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "visit generation finished"
+    );
+    Ok(stats)
+}
+
+/// Marks the tasks whose window ended before `now` and that nobody completed (`open` or
+/// `claimed`) as `missed`, in one UPDATE. Returns how many.
+pub async fn mark_missed(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    let res = visit_task::Entity::update_many()
+        .col_expr(visit_task::Column::Status, Expr::value(MISSED))
+        .col_expr(visit_task::Column::UpdatedAt, Expr::value(now))
+        .filter(visit_task::Column::WindowEnd.lt(now))
+        .filter(visit_task::Column::Status.is_in([OPEN, CLAIMED]))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}
+
+/// The plan of one family for `months` months from `from` (to the day before the same
+/// date `months` later), exactly as [`generate`] would make it, without writing anything.
+/// A family's unreadable overrides or preferences show as a skipped entry on the family.
+pub async fn preview(
+    db: &DatabaseConnection,
+    family_id: Uuid,
+    from: NaiveDate,
+    months: u32,
+    tz: Tz,
+) -> Result<Plan, DbErr> {
+    let row = family::Entity::find_by_id(family_id)
+        .select_only()
+        .columns(FAMILY_COLUMNS)
+        .into_model::<FamilyRow>()
+        .one(db)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("family {family_id}")))?;
+    let mut stats = RunStats::default();
+    let loaded = load_batch(
+        db,
+        vec![row],
+        None,
+        from,
+        local_midnight(tz, from),
+        &mut stats,
+    )
+    .await?;
+    let Some(family) = loaded.families.first() else {
+        // The family's row could not be read (an unknown category or status).
+        return Ok(Plan {
+            visits: Vec::new(),
+            skipped: vec![Skipped {
+                key: family_id.to_string(),
+                date: from,
+                reason: stats.errors.join("; "),
+            }],
+        });
+    };
+    let rules = RulesCache::default().rules(family).to_vec();
+    let to = from
+        .checked_add_months(Months::new(months))
+        .and_then(|d| d.pred_opt())
+        .unwrap_or(from);
+    let mut plan = plan_family(&family.input, &rules, from, to, tz);
+    for error in stats.errors {
+        plan.skipped.insert(
+            0,
+            Skipped {
+                key: family_id.to_string(),
+                date: from,
+                reason: error,
+            },
+        );
+    }
+    Ok(plan)
+}
+
+/// The start of local day `d` in UTC (the first existing local time where midnight is
+/// skipped), as the planner computes windows.
+fn local_midnight(tz: Tz, d: NaiveDate) -> DateTime<Utc> {
+    let midnight = d.and_time(NaiveTime::MIN);
+    (0..=3)
+        .filter_map(|h| {
+            tz.from_local_datetime(&(midnight + chrono::TimeDelta::hours(h)))
+                .earliest()
+        })
+        .next()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading
+
+const FAMILY_COLUMNS: [family::Column; 5] = [
+    family::Column::Id,
+    family::Column::Category,
+    family::Column::Status,
+    family::Column::DoNotDisturb,
+    family::Column::CareOverrides,
+];
+
+/// Category and status are read as text so that one bad row is an error in the stats, not
+/// a failed run.
+#[derive(Debug, FromQueryResult)]
+struct FamilyRow {
+    id: Uuid,
+    category: String,
+    status: String,
+    do_not_disturb: serde_json::Value,
+    care_overrides: Option<serde_json::Value>,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct MemberRow {
+    id: Uuid,
+    family_id: Uuid,
+    name: String,
+    relation: String,
+    birth_calendar: String,
+    birth_year: Option<i32>,
+    birth_month: Option<i32>,
+    birth_day: Option<i32>,
+    birth_leap_month: bool,
+    deceased: bool,
+    death_date: Option<NaiveDate>,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct PairingRow {
+    family_id: Uuid,
+    cadre_id: Uuid,
+}
+
+/// The columns of an existing task that reconciliation looks at.
+#[derive(Debug, Clone, FromQueryResult)]
+struct TaskRow {
+    id: Uuid,
+    family_id: Uuid,
+    unique_key: String,
+    status: String,
+    claims_count: i32,
+    components: Option<StringList>,
+    needs_attention: bool,
+    status_reason: Option<String>,
+    window_start: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+    planned_date: Option<NaiveDate>,
+    assign_to_cadre: bool,
+    assigned_cadre_id: Option<Uuid>,
+}
+
+impl TaskRow {
+    fn claimed(&self) -> bool {
+        self.claims_count > 0 || self.status == CLAIMED
+    }
+
+    /// Whether the flag fields were set by the generator (or are clear), so a run may change
+    /// them.
+    fn attention_is_ours(&self) -> bool {
+        match self.status_reason.as_deref() {
+            None => !self.needs_attention,
+            Some(r) => GENERATOR_REASONS.contains(&r),
+        }
+    }
+
+    fn components(&self) -> impl Iterator<Item = &str> {
+        let list = self.components.as_ref().map(|c| c.0.as_slice());
+        let own = match list {
+            Some([_, ..]) => None,
+            _ => Some(self.unique_key.as_str()),
+        };
+        list.into_iter().flatten().map(String::as_str).chain(own)
+    }
+}
+
+/// A family ready to plan.
+struct LoadedFamily {
+    input: FamilyInput,
+    elderly: bool,
+    overrides: Option<Vec<RuleOverride>>,
+    cadre: Option<Uuid>,
+}
+
+struct Loaded {
+    families: Vec<LoadedFamily>,
+    existing: HashMap<Uuid, Vec<TaskRow>>,
+}
+
+async fn load_families(
+    db: &DatabaseConnection,
+    after: Option<Uuid>,
+    limit: usize,
+    region_path: Option<&str>,
+) -> Result<Vec<FamilyRow>, DbErr> {
+    let mut q = family::Entity::find()
+        .select_only()
+        .columns(FAMILY_COLUMNS)
+        .order_by_asc(family::Column::Id)
+        .limit(limit as u64);
+    if let Some(after) = after {
+        q = q.filter(family::Column::Id.gt(after));
+    }
+    if let Some(path) = region_path {
+        q = q.filter(family::Column::RegionId.in_subquery(regions_under(path)));
+    }
+    q.into_model::<FamilyRow>().all(db).await
+}
+
+pub static PROF_TASKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub static PROF: [std::sync::atomic::AtomicU64; 6] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 6];
+fn prof(i: usize, t: Instant) {
+    PROF[i].fetch_add(
+        t.elapsed().as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// `SELECT id FROM region WHERE path LIKE '<path>%'`.
+fn regions_under(path: &str) -> sea_orm::sea_query::SelectStatement {
+    let pattern = format!("{}%", escape_like(path));
+    Query::select()
+        .column(region::Column::Id)
+        .from(region::Entity)
+        .and_where(Expr::col(region::Column::Path).like(LikeExpr::new(pattern).escape('\\')))
+        .to_owned()
+}
+
+/// The rows of a batch's families: `col` between the first and the last id of the batch
+/// (an index range, never a thousand-element `IN` list, which PostgreSQL may check row by
+/// row), and in the region when the run is limited to one.
+fn in_batch<C: ColumnTrait>(
+    col: C,
+    first: Uuid,
+    last: Uuid,
+    region_path: Option<&str>,
+) -> Condition {
+    let mut c = Condition::all().add(col.between(first, last));
+    if let Some(path) = region_path {
+        c = c.add(
+            col.in_subquery(
+                Query::select()
+                    .column(family::Column::Id)
+                    .from(family::Entity)
+                    .and_where(family::Column::RegionId.in_subquery(regions_under(path)))
+                    .to_owned(),
+            ),
+        );
+    }
+    c
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Members, pairings, first-visit facts and open tasks of a batch of families, one query
+/// each.
+async fn load_batch(
+    db: &DatabaseConnection,
+    rows: Vec<FamilyRow>,
+    region_path: Option<&str>,
+    from: NaiveDate,
+    from_midnight: DateTime<Utc>,
+    stats: &mut RunStats,
+) -> Result<Loaded, DbErr> {
+    let (Some(first), Some(last)) = (rows.first().map(|r| r.id), rows.last().map(|r| r.id)) else {
+        return Ok(Loaded {
+            families: Vec::new(),
+            existing: HashMap::new(),
+        });
+    };
+
+    let p0 = Instant::now();
+    let mut members: HashMap<Uuid, Vec<MemberInput>> = HashMap::with_capacity(rows.len());
+    let member_rows = family_member::Entity::find()
+        .select_only()
+        .columns([
+            family_member::Column::Id,
+            family_member::Column::FamilyId,
+            family_member::Column::Name,
+            family_member::Column::Relation,
+            family_member::Column::BirthCalendar,
+            family_member::Column::BirthYear,
+            family_member::Column::BirthMonth,
+            family_member::Column::BirthDay,
+            family_member::Column::BirthLeapMonth,
+            family_member::Column::Deceased,
+            family_member::Column::DeathDate,
+        ])
+        .filter(in_batch(
+            family_member::Column::FamilyId,
+            first,
+            last,
+            region_path,
+        ))
+        .into_model::<MemberRow>()
+        .all(db)
+        .await?;
+    for m in member_rows {
+        match member_input(&m) {
+            Ok(input) => members.entry(m.family_id).or_default().push(input),
+            Err(e) => stats.error(format!("family {}: member {}: {e}", m.family_id, m.id)),
+        }
+    }
+
+    prof(0, p0);
+    let p0 = Instant::now();
+    let mut cadres: HashMap<Uuid, Uuid> = HashMap::new();
+    let pairings = pairing::Entity::find()
+        .select_only()
+        .columns([pairing::Column::FamilyId, pairing::Column::CadreId])
+        .filter(in_batch(
+            pairing::Column::FamilyId,
+            first,
+            last,
+            region_path,
+        ))
+        .filter(pairing::Column::EndedOn.is_null())
+        // The latest current pairing wins.
+        .order_by_asc(pairing::Column::StartedOn)
+        .order_by_asc(pairing::Column::CreatedAt)
+        .into_model::<PairingRow>()
+        .all(db)
+        .await?;
+    for p in pairings {
+        cadres.insert(p.family_id, p.cadre_id);
+    }
+
+    prof(1, p0);
+    let p0 = Instant::now();
+    let mut families = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (Some(category), Some(status)) = (
+            FamilyCategory::parse(&row.category),
+            FamilyStatus::parse(&row.status),
+        ) else {
+            stats.error(format!(
+                "family {}: unknown category {:?} or status {:?}; not planned",
+                row.id, row.category, row.status
+            ));
+            continue;
+        };
+        let mut members = members.remove(&row.id).unwrap_or_default();
+        // Deterministic input whatever order the database returns.
+        members.sort_by_key(|m| m.id);
+        let preferences = match preferences(&row.do_not_disturb) {
+            Ok(p) => p,
+            Err(e) => {
+                stats.error(format!("family {}: do_not_disturb: {e}", row.id));
+                Preferences::default()
+            }
+        };
+        let overrides = match &row.care_overrides {
+            None | Some(serde_json::Value::Null) => None,
+            Some(json) => match Vec::<RuleOverride>::deserialize(json) {
+                Ok(o) if o.is_empty() => None,
+                Ok(o) => Some(o),
+                Err(e) => {
+                    stats.error(format!(
+                        "family {}: care_overrides: {e}; category defaults used",
+                        row.id
+                    ));
+                    None
+                }
+            },
+        };
+        let elderly = is_elderly(&members, from);
+        families.push(LoadedFamily {
+            input: FamilyInput {
+                id: row.id,
+                category,
+                status,
+                members,
+                preferences,
+                first_visit_done: true,
+            },
+            elderly,
+            overrides,
+            cadre: cadres.get(&row.id).copied(),
+        });
+    }
+
+    prof(2, p0);
+    let p0 = Instant::now();
+    // Whether anyone has visited yet only matters to a bereaved family (its first home
+    // visit needs two volunteers).
+    let bereaved: Vec<Uuid> = families
+        .iter()
+        .filter(|f| f.input.status == FamilyStatus::Active && f.input.is_bereaved())
+        .map(|f| f.input.id)
+        .collect();
+    if !bereaved.is_empty() {
+        let visited: HashSet<Uuid> = visited_families(db, first, last, &bereaved).await?;
+        for f in &mut families {
+            if bereaved.binary_search(&f.input.id).is_ok() {
+                f.input.first_visit_done = visited.contains(&f.input.id);
+            }
+        }
+    }
+
+    prof(3, p0);
+    let tx0 = Instant::now();
+    let mut existing: HashMap<Uuid, Vec<TaskRow>> = HashMap::with_capacity(families.len());
+    let tasks = visit_task::Entity::find()
+        .select_only()
+        .columns([
+            visit_task::Column::Id,
+            visit_task::Column::FamilyId,
+            visit_task::Column::UniqueKey,
+            visit_task::Column::Status,
+            visit_task::Column::ClaimsCount,
+            visit_task::Column::Components,
+            visit_task::Column::NeedsAttention,
+            visit_task::Column::StatusReason,
+            visit_task::Column::WindowStart,
+            visit_task::Column::WindowEnd,
+            visit_task::Column::PlannedDate,
+            visit_task::Column::AssignToCadre,
+            visit_task::Column::AssignedCadreId,
+        ])
+        .filter(in_batch(
+            visit_task::Column::FamilyId,
+            first,
+            last,
+            region_path,
+        ))
+        .filter(visit_task::Column::WindowEnd.gt(from_midnight))
+        .into_model::<TaskRow>()
+        .all(db)
+        .await?;
+    for t in tasks {
+        existing.entry(t.family_id).or_default().push(t);
+    }
+    PROF_TASKS.fetch_add(
+        tx0.elapsed().as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    Ok(Loaded { families, existing })
+}
+
+/// Families (of `ids`, sorted, between `first` and `last`) with a visit record or a
+/// done/confirmed task.
+async fn visited_families(
+    db: &DatabaseConnection,
+    first: Uuid,
+    last: Uuid,
+    ids: &[Uuid],
+) -> Result<HashSet<Uuid>, DbErr> {
+    let has_record = Query::select()
+        .expr(Expr::val(1))
+        .from(visit_record::Entity)
+        .and_where(
+            Expr::col((visit_record::Entity, visit_record::Column::TaskId))
+                .equals((visit_task::Entity, visit_task::Column::Id)),
+        )
+        .to_owned();
+    let rows: Vec<Uuid> = visit_task::Entity::find()
+        .select_only()
+        .column(visit_task::Column::FamilyId)
+        .distinct()
+        .filter(visit_task::Column::FamilyId.between(first, last))
+        .filter(visit_task::Column::FamilyId.is_in(ids.iter().copied()))
+        .filter(
+            Condition::any()
+                .add(visit_task::Column::Status.is_in([DONE, CONFIRMED]))
+                .add(Expr::exists(has_record)),
+        )
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+fn member_input(m: &MemberRow) -> Result<MemberInput, String> {
+    let relation = MemberRelation::parse(&m.relation)
+        .ok_or_else(|| format!("unknown relation {:?}", m.relation))?;
+    let calendar = BirthCalendar::parse(&m.birth_calendar)
+        .ok_or_else(|| format!("unknown birth calendar {:?}", m.birth_calendar))?;
+    let birth = match (m.birth_month, m.birth_day) {
+        (Some(month), Some(day)) => Some(Birth {
+            calendar,
+            year: m.birth_year,
+            month: u32::try_from(month).map_err(|_| format!("birth month {month}"))?,
+            day: u32::try_from(day).map_err(|_| format!("birth day {day}"))?,
+            leap: m.birth_leap_month,
+        }),
+        _ => None,
+    };
+    Ok(MemberInput {
+        id: m.id,
+        name: m.name.clone(),
+        relation,
+        birth,
+        deceased: m.deceased,
+        death_date: m.death_date,
+    })
+}
+
+/// `family.do_not_disturb` as the planner needs it. The API writes `quiet_from`/`quiet_to`
+/// (times for messages, not the planner's business) and `no_festive_visits`; the other
+/// fields of [`Preferences`] are read when present.
+fn preferences(json: &serde_json::Value) -> Result<Preferences, serde_json::Error> {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Stored {
+        no_festive_visits: bool,
+        preferred_time: Option<TimeOfDay>,
+        preferred_visitor_gender: Option<Gender>,
+        blackout_dates: Vec<NaiveDate>,
+        blackout_weekdays: Vec<Weekday>,
+    }
+    if json.is_null() {
+        return Ok(Preferences::default());
+    }
+    let s = Stored::deserialize(json)?;
+    Ok(Preferences {
+        preferred_time: s.preferred_time,
+        preferred_visitor_gender: s.preferred_visitor_gender,
+        blackout_dates: s.blackout_dates,
+        blackout_weekdays: s.blackout_weekdays,
+        no_festive_visits: s.no_festive_visits,
+    })
+}
+
+/// A living father or mother born at least 60 years before `from`. The registered month
+/// and day are compared as they are (a lunar birthday is off by a few weeks at most); a
+/// parent with only a year of birth counts from 1 January.
+fn is_elderly(members: &[MemberInput], from: NaiveDate) -> bool {
+    members.iter().any(|m| {
+        let parent = matches!(m.relation, MemberRelation::Father | MemberRelation::Mother);
+        let Some(year) = m.birth.and_then(|b| b.year) else {
+            return false;
+        };
+        if !parent || m.deceased {
+            return false;
+        }
+        let (month, day) = m.birth.map_or((1, 1), |b| (b.month, b.day));
+        let age = from.year() - year - i32::from((from.month(), from.day()) < (month, day));
+        age >= 60
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Rules
+
+/// Category defaults, built once per (category, elderly) and per run.
+#[derive(Default)]
+struct RulesCache {
+    defaults: HashMap<(FamilyCategory, bool), Vec<Rule>>,
+    /// The effective rules of the last family with overrides.
+    scratch: Vec<Rule>,
+}
+
+impl RulesCache {
+    fn rules(&mut self, family: &LoadedFamily) -> &[Rule] {
+        let key = (family.input.category, family.elderly);
+        let defaults = self
+            .defaults
+            .entry(key)
+            .or_insert_with(|| default_rules(key.0, key.1));
+        match &family.overrides {
+            None => defaults,
+            Some(o) => {
+                self.scratch = effective_rules(defaults, o);
+                &self.scratch
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reconciliation (pure)
+
+/// The writes of a batch, applied in one transaction.
+#[derive(Default)]
+struct Writes {
+    inserts: Vec<NewTask>,
+    /// (task, reason): open unclaimed tasks to cancel.
+    cancels: Vec<(Uuid, String)>,
+    /// (task, reason): claimed tasks to flag.
+    flags: Vec<(Uuid, String)>,
+    /// Single-row rewrites, rare.
+    updates: Vec<RowUpdate>,
+    /// Planned visits of the batch.
+    planned: u64,
+}
+
+/// A rewrite of one task, applied only while the guard's condition still holds.
+struct RowUpdate {
+    id: Uuid,
+    guard: Guard,
+    model: visit_task::ActiveModel,
+}
+
+#[derive(Clone, Copy)]
+enum Guard {
+    /// Still cancelled (reopening).
+    Cancelled,
+    /// Still open and unclaimed (rewriting the content).
+    OpenUnclaimed,
+    /// Still open or claimed (the flag fields only).
+    Live,
+}
+
+struct Reconcile<'a> {
+    family: &'a LoadedFamily,
+    rules: &'a [Rule],
+    opts: &'a GenerateOptions,
+    from_midnight: DateTime<Utc>,
+}
+
+impl Reconcile<'_> {
+    fn reconcile(&self, plan: &Plan, existing: &[TaskRow], w: &mut Writes) {
+        let family = self.family;
+        let cadre = family.cadre;
+        w.planned += plan.visits.len() as u64;
+        if plan.visits.is_empty() && existing.is_empty() {
+            return;
+        }
+        let now = Utc::now();
+        let by_key: HashMap<&str, &TaskRow> = existing
+            .iter()
+            .map(|t| (t.unique_key.as_str(), t))
+            .collect();
+        let planned: HashSet<&str> = plan.visits.iter().map(|v| v.unique_key.as_str()).collect();
+
+        // 1. Existing tasks the plan no longer has.
+        let active = family.input.status == FamilyStatus::Active;
+        let mut candidates: Vec<&TaskRow> = existing
+            .iter()
+            .filter(|t| !planned.contains(t.unique_key.as_str()))
+            .filter(|t| t.status == OPEN || t.status == CLAIMED)
+            .filter(|t| !active || t.window_start >= self.from_midnight)
+            .collect();
+        // Component keys of the visits planned now, to tell a merge from a change.
+        let mut merged_into: HashSet<&str> = plan
+            .visits
+            .iter()
+            .filter(|v| v.components.len() > 1)
+            .flat_map(|v| v.components.iter().map(String::as_str))
+            .collect();
+        let wide;
+        if active && !candidates.is_empty() {
+            // A task anchored before `from` (its window trimmed by blackouts) or after `to`
+            // (made by a longer horizon) is not in this plan by design: plan a range wide
+            // enough to hold the anchor of every candidate. Window starts lie within
+            // (anchor − 92 days, anchor + 60 days].
+            let latest = candidates
+                .iter()
+                .map(|t| t.window_start.with_timezone(&self.opts.tz).date_naive())
+                .fold(self.opts.to, Ord::max);
+            let lo = self.opts.from - Days::new(100);
+            let hi = latest + Days::new(70);
+            wide = plan_family(&family.input, self.rules, lo, hi, self.opts.tz);
+            let wanted: HashSet<&str> = wide.visits.iter().map(|v| v.unique_key.as_str()).collect();
+            candidates.retain(|t| !wanted.contains(t.unique_key.as_str()));
+            merged_into.extend(
+                wide.visits
+                    .iter()
+                    .filter(|v| v.components.len() > 1)
+                    .flat_map(|v| v.components.iter().map(String::as_str)),
+            );
+        }
+        let family_reason = plan
+            .skipped
+            .iter()
+            .find(|s| s.key == family.input.id.to_string())
+            .map(|s| s.reason.as_str());
+        let mut dropped: HashSet<Uuid> = HashSet::new();
+        for t in candidates {
+            let reason = match family_reason {
+                Some(r) if !active => r,
+                _ if merged_into.contains(t.unique_key.as_str()) => REASON_MERGED,
+                _ => REASON_REPLANNED,
+            };
+            if !t.claimed() && t.status == OPEN {
+                w.cancels.push((t.id, reason.to_string()));
+                dropped.insert(t.id);
+            } else if !(t.needs_attention && t.status_reason.as_deref() == Some(reason)) {
+                w.flags.push((t.id, reason.to_string()));
+            }
+        }
+
+        // 2. Occasions covered by tasks that stay (a claimed merged visit the plan now
+        //    splits still covers its parts).
+        let covered: HashSet<&str> = existing
+            .iter()
+            .filter(|t| matches!(t.status.as_str(), OPEN | CLAIMED | DONE | CONFIRMED))
+            .filter(|t| !dropped.contains(&t.id))
+            .flat_map(|t| t.components())
+            .collect();
+
+        // 3. The planned visits.
+        for v in &plan.visits {
+            let assigned = if v.assign_to_cadre { cadre } else { None };
+            let no_cadre = v.assign_to_cadre && cadre.is_none();
+            let Some(t) = by_key.get(v.unique_key.as_str()) else {
+                if v.components.iter().all(|c| covered.contains(c.as_str())) {
+                    continue;
+                }
+                w.inserts
+                    .push(NewTask::new(family.input.id, v, assigned, now));
+                continue;
+            };
+            let ours = t.attention_is_ours();
+            let set_attention = |m: &mut visit_task::ActiveModel| {
+                if ours {
+                    m.needs_attention = Set(no_cadre);
+                    m.status_reason = Set(no_cadre.then(|| REASON_NO_CADRE.to_string()));
+                }
+            };
+            if t.status == CANCELLED {
+                // Cancelled by the generator (a pause, a change since undone): wanted again.
+                if t.status_reason
+                    .as_deref()
+                    .is_some_and(|r| GENERATOR_REASONS.contains(&r))
+                    && t.claims_count == 0
+                {
+                    let mut m = content(v, assigned, now);
+                    m.status = Set(OPEN.to_string());
+                    m.needs_attention = Set(no_cadre);
+                    m.status_reason = Set(no_cadre.then(|| REASON_NO_CADRE.to_string()));
+                    w.updates.push(RowUpdate {
+                        id: t.id,
+                        guard: Guard::Cancelled,
+                        model: m,
+                    });
+                }
+                continue;
+            }
+            if t.status == OPEN && !t.claimed() {
+                let changed = t.window_start != v.window_start
+                    || t.window_end != v.window_end
+                    || t.planned_date != Some(v.date)
+                    || t.assign_to_cadre != v.assign_to_cadre
+                    || t.assigned_cadre_id != assigned;
+                let attention_changed = ours
+                    && (t.needs_attention != no_cadre
+                        || (no_cadre && t.status_reason.as_deref() != Some(REASON_NO_CADRE)));
+                if changed {
+                    let mut m = content(v, assigned, now);
+                    set_attention(&mut m);
+                    w.updates.push(RowUpdate {
+                        id: t.id,
+                        guard: Guard::OpenUnclaimed,
+                        model: m,
+                    });
+                } else if attention_changed {
+                    let mut m = flag_model(now);
+                    set_attention(&mut m);
+                    w.updates.push(RowUpdate {
+                        id: t.id,
+                        guard: Guard::OpenUnclaimed,
+                        model: m,
+                    });
+                }
+            } else if t.status == OPEN || t.status == CLAIMED {
+                // Claimed: the volunteers' arrangement stands, a coordinator is told when
+                // the plan moved the visit, and the flag goes once it matches again.
+                let moved = t.window_start != v.window_start
+                    || t.window_end != v.window_end
+                    || t.planned_date != Some(v.date);
+                if moved {
+                    if ours
+                        && !(t.needs_attention
+                            && t.status_reason.as_deref() == Some(REASON_RESCHEDULED))
+                    {
+                        w.flags.push((t.id, REASON_RESCHEDULED.to_string()));
+                    }
+                } else if t.needs_attention && ours && t.status_reason.is_some() {
+                    let mut m = flag_model(now);
+                    m.needs_attention = Set(false);
+                    m.status_reason = Set(None);
+                    w.updates.push(RowUpdate {
+                        id: t.id,
+                        guard: Guard::Live,
+                        model: m,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// An ActiveModel that sets nothing but `updated_at`.
+fn flag_model(now: DateTime<Utc>) -> visit_task::ActiveModel {
+    visit_task::ActiveModel {
+        updated_at: Set(now),
+        ..Default::default()
+    }
+}
+
+/// The columns that come from the plan (and `updated_at`); identity, status and claims
+/// stay unset.
+fn content(
+    v: &PlannedVisit,
+    assigned: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> visit_task::ActiveModel {
+    let codes =
+        |kinds: &[VisitKind]| StringList(kinds.iter().map(|k| k.code().to_string()).collect());
+    visit_task::ActiveModel {
+        id: NotSet,
+        kind: Set(primary_kind(&v.kinds).to_string()),
+        channel: Set(v.channel.code().to_string()),
+        window_start: Set(v.window_start),
+        window_end: Set(v.window_end),
+        volunteers_needed: Set(i32::from(v.volunteers_needed)),
+        required_skills: Set(StringList(
+            v.required_skills
+                .iter()
+                .map(|s| s.code().to_string())
+                .collect(),
+        )),
+        assigned_cadre_id: Set(assigned),
+        planned_date: Set(Some(v.date)),
+        kinds: Set(Some(codes(&v.kinds))),
+        reasons: Set(Some(StringList(v.reasons.clone()))),
+        components: Set(Some(StringList(v.components.clone()))),
+        gentle: Set(v.gentle),
+        first_visit: Set(v.first_visit),
+        assign_to_cadre: Set(v.assign_to_cadre),
+        preferred_time: Set(v.preferred_time.map(|t| time_code(t).to_string())),
+        visitor_gender: Set(v
+            .preferred_visitor_gender
+            .map(|g| gender_code(g).to_string())),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+}
+
+/// `visit_task.kind` of a visit: what it is mainly for. A check-in satisfied by a dated
+/// occasion (a birthday visit that is also the month's visit) is of the occasion's kind.
+fn primary_kind(kinds: &[VisitKind]) -> &'static str {
+    kinds
+        .iter()
+        .find(|k| **k != VisitKind::Checkin)
+        .or(kinds.first())
+        .map_or(VisitKind::Checkin.code(), |k| k.code())
+}
+
+fn time_code(t: TimeOfDay) -> &'static str {
+    match t {
+        TimeOfDay::Morning => "morning",
+        TimeOfDay::Afternoon => "afternoon",
+        TimeOfDay::Evening => "evening",
+    }
+}
+
+fn gender_code(g: Gender) -> &'static str {
+    match g {
+        Gender::Male => "male",
+        Gender::Female => "female",
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+
+impl Writes {
+    async fn apply(self, db: &DatabaseConnection, stats: &mut RunStats) -> Result<(), DbErr> {
+        let Writes {
+            mut inserts,
+            cancels,
+            flags,
+            updates,
+            planned,
+        } = self;
+        let mut created = 0u64;
+        let mut updated = 0u64;
+        if !(inserts.is_empty() && cancels.is_empty() && flags.is_empty() && updates.is_empty()) {
+            let now = Utc::now();
+            let txn = db.begin().await?;
+            while !inserts.is_empty() {
+                let rest = inserts.split_off(inserts.len().min(INSERT_CHUNK));
+                let chunk = std::mem::replace(&mut inserts, rest);
+                created += insert_tasks(&txn, chunk).await?;
+            }
+            for (reason, ids) in group_by_reason(cancels) {
+                for chunk in ids.chunks(UPDATE_CHUNK) {
+                    let res = visit_task::Entity::update_many()
+                        .col_expr(visit_task::Column::Status, Expr::value(CANCELLED))
+                        .col_expr(
+                            visit_task::Column::StatusReason,
+                            Expr::value(reason.clone()),
+                        )
+                        .col_expr(visit_task::Column::UpdatedAt, Expr::value(now))
+                        .filter(visit_task::Column::Id.is_in(chunk.iter().copied()))
+                        .filter(visit_task::Column::Status.eq(OPEN))
+                        .filter(visit_task::Column::ClaimsCount.eq(0))
+                        .exec(&txn)
+                        .await?;
+                    stats.cancelled += res.rows_affected;
+                }
+            }
+            for (reason, ids) in group_by_reason(flags) {
+                for chunk in ids.chunks(UPDATE_CHUNK) {
+                    let res = visit_task::Entity::update_many()
+                        .col_expr(visit_task::Column::NeedsAttention, Expr::value(true))
+                        .col_expr(
+                            visit_task::Column::StatusReason,
+                            Expr::value(reason.clone()),
+                        )
+                        .col_expr(visit_task::Column::UpdatedAt, Expr::value(now))
+                        .filter(visit_task::Column::Id.is_in(chunk.iter().copied()))
+                        .filter(visit_task::Column::Status.is_in([OPEN, CLAIMED]))
+                        .exec(&txn)
+                        .await?;
+                    stats.flagged += res.rows_affected;
+                }
+            }
+            for u in updates {
+                let guard = match u.guard {
+                    Guard::Cancelled => {
+                        Condition::all().add(visit_task::Column::Status.eq(CANCELLED))
+                    }
+                    Guard::OpenUnclaimed => Condition::all()
+                        .add(visit_task::Column::Status.eq(OPEN))
+                        .add(visit_task::Column::ClaimsCount.eq(0)),
+                    Guard::Live => {
+                        Condition::all().add(visit_task::Column::Status.is_in([OPEN, CLAIMED]))
+                    }
+                };
+                let res = visit_task::Entity::update_many()
+                    .set(u.model)
+                    .filter(visit_task::Column::Id.eq(u.id))
+                    .filter(guard)
+                    .exec(&txn)
+                    .await?;
+                updated += res.rows_affected;
+            }
+            txn.commit().await?;
+        }
+        stats.created += created;
+        stats.updated += updated;
+        stats.unchanged += planned.saturating_sub(created + updated);
+        Ok(())
+    }
+}
+
+/// A task to insert, in the shape of its row (the JSON of the PostgreSQL insert).
+#[derive(Debug, Serialize)]
+struct NewTask {
+    id: Uuid,
+    family_id: Uuid,
+    kind: &'static str,
+    channel: &'static str,
+    unique_key: String,
+    window_start: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+    status: &'static str,
+    volunteers_needed: i32,
+    claims_count: i32,
+    required_skills: Vec<&'static str>,
+    assigned_cadre_id: Option<Uuid>,
+    planned_date: NaiveDate,
+    kinds: Vec<&'static str>,
+    reasons: Vec<String>,
+    components: Vec<String>,
+    gentle: bool,
+    first_visit: bool,
+    assign_to_cadre: bool,
+    preferred_time: Option<&'static str>,
+    visitor_gender: Option<&'static str>,
+    status_reason: Option<&'static str>,
+    needs_attention: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// The columns of [`NewTask`] with their PostgreSQL types, in order.
+const NEW_TASK_COLUMNS: [(&str, &str); 25] = [
+    ("id", "uuid"),
+    ("family_id", "uuid"),
+    ("kind", "text"),
+    ("channel", "text"),
+    ("unique_key", "text"),
+    ("window_start", "timestamptz"),
+    ("window_end", "timestamptz"),
+    ("status", "text"),
+    ("volunteers_needed", "integer"),
+    ("claims_count", "integer"),
+    ("required_skills", "json"),
+    ("assigned_cadre_id", "uuid"),
+    ("planned_date", "date"),
+    ("kinds", "json"),
+    ("reasons", "json"),
+    ("components", "json"),
+    ("gentle", "boolean"),
+    ("first_visit", "boolean"),
+    ("assign_to_cadre", "boolean"),
+    ("preferred_time", "text"),
+    ("visitor_gender", "text"),
+    ("status_reason", "text"),
+    ("needs_attention", "boolean"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+];
+
+impl NewTask {
+    /// An open task for a planned visit; a cadre visit without a cadre is flagged.
+    fn new(
+        family_id: Uuid,
+        v: &PlannedVisit,
+        assigned: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> NewTask {
+        let no_cadre = v.assign_to_cadre && assigned.is_none();
+        NewTask {
+            id: Uuid::now_v7(),
+            family_id,
+            kind: primary_kind(&v.kinds),
+            channel: v.channel.code(),
+            unique_key: v.unique_key.clone(),
+            window_start: v.window_start,
+            window_end: v.window_end,
+            status: OPEN,
+            volunteers_needed: i32::from(v.volunteers_needed),
+            claims_count: 0,
+            required_skills: v.required_skills.iter().map(|s| s.code()).collect(),
+            assigned_cadre_id: assigned,
+            planned_date: v.date,
+            kinds: v.kinds.iter().map(|k| k.code()).collect(),
+            reasons: v.reasons.clone(),
+            components: v.components.clone(),
+            gentle: v.gentle,
+            first_visit: v.first_visit,
+            assign_to_cadre: v.assign_to_cadre,
+            preferred_time: v.preferred_time.map(time_code),
+            visitor_gender: v.preferred_visitor_gender.map(gender_code),
+            status_reason: no_cadre.then_some(REASON_NO_CADRE),
+            needs_attention: no_cadre,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn into_active_model(self) -> visit_task::ActiveModel {
+        let list = |v: Vec<&str>| StringList(v.into_iter().map(str::to_string).collect());
+        visit_task::ActiveModel {
+            id: Set(self.id),
+            family_id: Set(self.family_id),
+            rule_id: Set(None),
+            kind: Set(self.kind.to_string()),
+            channel: Set(self.channel.to_string()),
+            unique_key: Set(self.unique_key),
+            window_start: Set(self.window_start),
+            window_end: Set(self.window_end),
+            status: Set(self.status.to_string()),
+            volunteers_needed: Set(self.volunteers_needed),
+            claims_count: Set(self.claims_count),
+            required_skills: Set(list(self.required_skills)),
+            assigned_cadre_id: Set(self.assigned_cadre_id),
+            planned_date: Set(Some(self.planned_date)),
+            kinds: Set(Some(list(self.kinds))),
+            reasons: Set(Some(StringList(self.reasons))),
+            components: Set(Some(StringList(self.components))),
+            gentle: Set(self.gentle),
+            first_visit: Set(self.first_visit),
+            assign_to_cadre: Set(self.assign_to_cadre),
+            preferred_time: Set(self.preferred_time.map(str::to_string)),
+            visitor_gender: Set(self.visitor_gender.map(str::to_string)),
+            status_reason: Set(self.status_reason.map(str::to_string)),
+            needs_attention: Set(self.needs_attention),
+            created_at: Set(self.created_at),
+            updated_at: Set(self.updated_at),
+        }
+    }
+}
+
+/// Inserts the tasks whose key is new, skipping (not failing on) keys that exist; returns
+/// how many were inserted. PostgreSQL gets the rows as one JSON parameter expanded by
+/// `json_to_recordset`: a multi-row VALUES list of 25,000 parameters costs it far more to
+/// bind and plan than the insert itself. SQLite, in process, takes a multi-row VALUES list.
+async fn insert_tasks(txn: &DatabaseTransaction, rows: Vec<NewTask>) -> Result<u64, DbErr> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    if txn.get_database_backend() == DbBackend::Postgres {
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            let names: Vec<&str> = NEW_TASK_COLUMNS.iter().map(|c| c.0).collect();
+            let typed: Vec<String> = NEW_TASK_COLUMNS
+                .iter()
+                .map(|(n, t)| format!("{n} {t}"))
+                .collect();
+            format!(
+                "INSERT INTO visit_task ({cols}) SELECT {cols} FROM json_to_recordset($1::json) \
+                 AS r({typed}) ON CONFLICT (unique_key) DO NOTHING",
+                cols = names.join(", "),
+                typed = typed.join(", "),
+            )
+        });
+        let json = serde_json::to_string(&rows).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let res = txn
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql.as_str(),
+                [json.into()],
+            ))
+            .await?;
+        return Ok(res.rows_affected());
+    }
+    let res = visit_task::Entity::insert_many(rows.into_iter().map(NewTask::into_active_model))
+        .on_conflict_do_nothing_on([visit_task::Column::UniqueKey])
+        .exec_without_returning(txn)
+        .await?;
+    Ok(match res {
+        sea_orm::TryInsertResult::Inserted(n) => n,
+        _ => 0,
+    })
+}
+
+fn group_by_reason(items: Vec<(Uuid, String)>) -> Vec<(String, Vec<Uuid>)> {
+    let mut groups: Vec<(String, Vec<Uuid>)> = Vec::new();
+    for (id, reason) in items {
+        match groups.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, ids)) => ids.push(id),
+            None => groups.push((reason, vec![id])),
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::Asia::Shanghai;
+
+    #[test]
+    fn family_reasons_are_the_planners() {
+        let input = |status| FamilyInput {
+            id: Uuid::nil(),
+            category: FamilyCategory::Hardship,
+            status,
+            members: Vec::new(),
+            preferences: Preferences::default(),
+            first_visit_done: true,
+        };
+        let d = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+        let rules = default_rules(FamilyCategory::Hardship, false);
+        for (status, reason) in [
+            (FamilyStatus::Paused, REASON_PAUSED),
+            (FamilyStatus::Closed, REASON_CLOSED),
+        ] {
+            let plan = plan_family(&input(status), &rules, d, d, Shanghai);
+            assert_eq!(plan.skipped[0].reason, reason);
+        }
+    }
+
+    #[test]
+    fn elderly_counts_full_years() {
+        let from = NaiveDate::from_ymd_opt(2026, 6, 15).unwrap();
+        let parent = |year, month, day, relation| MemberInput {
+            id: Uuid::nil(),
+            name: String::new(),
+            relation,
+            birth: Some(Birth {
+                calendar: BirthCalendar::Solar,
+                year: Some(year),
+                month,
+                day,
+                leap: false,
+            }),
+            deceased: false,
+            death_date: None,
+        };
+        assert!(is_elderly(
+            &[parent(1966, 6, 15, MemberRelation::Mother)],
+            from
+        ));
+        assert!(!is_elderly(
+            &[parent(1966, 6, 16, MemberRelation::Father)],
+            from
+        ));
+        assert!(!is_elderly(
+            &[parent(1950, 1, 1, MemberRelation::Child)],
+            from
+        ));
+        let mut dead = parent(1950, 1, 1, MemberRelation::Father);
+        dead.deceased = true;
+        assert!(!is_elderly(&[dead], from));
+    }
+
+    #[test]
+    fn preferences_read_the_stored_shape() {
+        let p = preferences(&serde_json::json!({
+            "quiet_from": "20:30", "quiet_to": "08:30", "no_festive_visits": true
+        }))
+        .unwrap();
+        assert!(p.no_festive_visits);
+        assert!(preferences(&serde_json::json!({})).is_ok());
+        assert!(preferences(&serde_json::json!({"no_festive_visits": "yes"})).is_err());
+    }
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(escape_like("/a_b%/"), "/a\\_b\\%/");
+    }
+
+    #[test]
+    fn primary_kind_prefers_the_occasion() {
+        assert_eq!(
+            primary_kind(&[VisitKind::Checkin, VisitKind::MemberBirthday]),
+            "birthday"
+        );
+        assert_eq!(primary_kind(&[VisitKind::Checkin]), "checkin");
+    }
+}

@@ -1,0 +1,90 @@
+//! The scheduled jobs of a deployment: planning every family's visits nightly, and marking
+//! visits whose window passed unfulfilled as missed. Every instance fires them; the leader
+//! lease (Redis when configured, else the database) makes one act, and the run ledger makes
+//! a second fire of the same period a no-op.
+
+use std::sync::Arc;
+
+use chrono::{Days, Utc};
+use scheduler::{
+    generate::{GenerateOptions, generate, mark_missed},
+    jobs::{JobSpec, JobsHandle, Period},
+    lease::{Lease, holder_id},
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{app::AppState, cache::Cache};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Run the jobs inside `nuanxin serve` (they can also run alone: `nuanxin jobs`).
+    pub enabled: bool,
+    /// 6-field cron (seconds first), in the deployment's time zone.
+    pub plan_cron: String,
+    pub missed_cron: String,
+    /// How far ahead visits are planned.
+    pub horizon_days: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            plan_cron: "0 30 2 * * *".into(),
+            missed_cron: "0 10 * * * *".into(),
+            horizon_days: 60,
+        }
+    }
+}
+
+pub fn specs(config: &JobsConfig, tz: chrono_tz::Tz) -> Vec<JobSpec> {
+    let horizon = config.horizon_days;
+    vec![
+        JobSpec::new(
+            "plan",
+            config.plan_cron.clone(),
+            Period::Daily,
+            move |ctx| async move {
+                let today = Utc::now().with_timezone(&tz).date_naive();
+                let mut opts = GenerateOptions::new(today, tz);
+                opts.to = today.checked_add_days(Days::new(horizon)).unwrap_or(today);
+                let stats = generate(&ctx.db, &opts).await.map_err(|e| e.to_string())?;
+                serde_json::to_value(stats).map_err(|e| e.to_string())
+            },
+        ),
+        JobSpec::new(
+            "missed",
+            config.missed_cron.clone(),
+            Period::Hourly,
+            |ctx| async move {
+                let n = mark_missed(&ctx.db, Utc::now())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(json!({ "missed": n }))
+            },
+        ),
+    ]
+}
+
+/// Starts the jobs of this instance.
+pub async fn start(state: &AppState) -> anyhow::Result<JobsHandle> {
+    let lease = match state.cache.as_ref() {
+        Cache::Redis { conn, prefix } => Lease::Redis {
+            conn: conn.clone(),
+            key_prefix: prefix.clone(),
+        },
+        Cache::Memory(_) => Lease::Database(state.db.clone()),
+    };
+    let holder = holder_id();
+    tracing::info!(%holder, "scheduled jobs started");
+    scheduler::jobs::start(
+        state.db.clone(),
+        Arc::new(lease),
+        state.tz,
+        specs(&state.config.jobs, state.tz),
+        holder,
+    )
+    .await
+}
