@@ -40,8 +40,10 @@
 //! read and the write win over the generator.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+
 use std::time::Instant;
+use tokio::task::JoinSet;
 
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
@@ -49,12 +51,12 @@ use entity::{
     BirthCalendar, FamilyCategory, FamilyStatus, MemberRelation, StringList, family, family_member,
     pairing, region, visit_record, visit_task,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Query};
+use sea_orm::sea_query::{ArrayType, Expr, ExprTrait, LikeExpr, Query, Value};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement,
-    TransactionTrait,
+    DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QueryResult, QuerySelect,
+    Statement, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -183,64 +185,78 @@ impl RunStats {
 /// Plans every family (of `opts.region_path`) over `[opts.from, opts.to]` and brings the
 /// tasks in line with the plans; see the module docs. A database error stops the run:
 /// batches already committed stay, and running again completes the work.
+///
+/// Batches are pipelined: while one batch is planned (on a blocking thread), the next is
+/// read and earlier ones are written (two transactions at a time on PostgreSQL, whose
+/// inserts are CPU-bound per backend; one on SQLite, which has a single writer).
 pub async fn generate(db: &DatabaseConnection, opts: &GenerateOptions) -> Result<RunStats, DbErr> {
     let started = Instant::now();
     let mut stats = RunStats::default();
-    let mut rules_cache = RulesCache::default();
-    let batch = opts.batch.max(1);
     let from_midnight = local_midnight(opts.tz, opts.from);
-    let mut after: Option<Uuid> = None;
+    let shared = Arc::new(opts.clone());
+    let writers = match db.get_database_backend() {
+        DbBackend::Postgres => 2,
+        _ => 1,
+    };
+    let mut writing: JoinSet<Result<(Applied, u64, u64), DbErr>> = JoinSet::new();
+    let mut cache = RulesCache::default();
     let mut batches = 0usize;
-    loop {
-        if opts.max_batches.is_some_and(|m| batches >= m) {
-            break;
-        }
-        let p0 = Instant::now();
-        let rows = load_families(db, after, batch, opts.region_path.as_deref()).await?;
-        prof(4, p0);
-        let Some(last) = rows.last() else { break };
-        after = Some(last.id);
-        batches += 1;
-        let full = rows.len() == batch;
-
-        let t0 = Instant::now();
-        let loaded = load_batch(
-            db,
-            rows,
-            opts.region_path.as_deref(),
-            opts.from,
-            from_midnight,
-            &mut stats,
-        )
-        .await?;
-        let t1 = Instant::now();
-        stats.load_ms += (t1 - t0).as_millis() as u64;
-        let mut writes = Writes::default();
-        for family in &loaded.families {
-            let existing = loaded
-                .existing
-                .get(&family.input.id)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let rules = rules_cache.rules(family);
-            let plan = plan_family(&family.input, rules, opts.from, opts.to, opts.tz);
-            stats.families += 1;
-            stats.skipped += plan.skipped.len() as u64;
-            let ctx = Reconcile {
-                family,
-                rules,
-                opts,
-                from_midnight,
+    let mut current = match opts.max_batches {
+        Some(0) => None,
+        _ => Some(fetch(db, None, opts, from_midnight).await?),
+    };
+    let result: Result<(), DbErr> = async {
+        while let Some(mut fetched) = current.take() {
+            if fetched.last.is_none() {
+                break;
+            }
+            batches += 1;
+            stats.load_ms += fetched.ms;
+            for e in std::mem::take(&mut fetched.loaded.errors) {
+                stats.error(e);
+            }
+            let more = fetched.full && opts.max_batches.is_none_or(|m| batches < m);
+            let after = fetched.last;
+            let next = async {
+                match more {
+                    true => fetch(db, after, opts, from_midnight).await.map(Some),
+                    false => Ok(None),
+                }
             };
-            ctx.reconcile(&plan, existing, &mut writes);
+            let opts = Arc::clone(&shared);
+            let t = Instant::now();
+            let plan = tokio::task::spawn_blocking(move || {
+                let planned = plan_batch(&fetched.loaded, &mut cache, &opts, from_midnight);
+                (planned, cache)
+            });
+            let (next, planned) = tokio::join!(next, plan);
+            let (planned, back) =
+                planned.map_err(|e| DbErr::Custom(format!("planning a batch failed: {e}")))?;
+            cache = back;
+            stats.plan_ms += t.elapsed().as_millis() as u64;
+            stats.families += planned.families;
+            stats.skipped += planned.skipped;
+            while writing.len() >= writers {
+                merge_applied(&mut stats, writing.join_next().await)?;
+            }
+            let (db, writes, count) = (db.clone(), planned.writes, planned.planned);
+            writing.spawn(async move {
+                let t = Instant::now();
+                let applied = writes.apply(&db).await?;
+                Ok((applied, count, t.elapsed().as_millis() as u64))
+            });
+            current = next?;
         }
-        let t2 = Instant::now();
-        stats.plan_ms += (t2 - t1).as_millis() as u64;
-        writes.apply(db, &mut stats).await?;
-        stats.write_ms += t2.elapsed().as_millis() as u64;
-        if !full {
-            break;
+        while let Some(done) = writing.join_next().await {
+            merge_applied(&mut stats, Some(done))?;
         }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        // The batches being written roll back; what was committed stays.
+        writing.shutdown().await;
+        return Err(e);
     }
     tracing::info!(
         families = stats.families,
@@ -254,6 +270,95 @@ pub async fn generate(db: &DatabaseConnection, opts: &GenerateOptions) -> Result
         "visit generation finished"
     );
     Ok(stats)
+}
+
+type WriteOutcome = Result<Result<(Applied, u64, u64), DbErr>, tokio::task::JoinError>;
+
+fn merge_applied(stats: &mut RunStats, done: Option<WriteOutcome>) -> Result<(), DbErr> {
+    let Some(done) = done else { return Ok(()) };
+    let (applied, planned, ms) =
+        done.map_err(|e| DbErr::Custom(format!("writing a batch failed: {e}")))??;
+    stats.created += applied.created;
+    stats.updated += applied.updated;
+    stats.cancelled += applied.cancelled;
+    stats.flagged += applied.flagged;
+    stats.unchanged += planned.saturating_sub(applied.created + applied.updated);
+    stats.write_ms += ms;
+    Ok(())
+}
+
+/// One batch as read from the database.
+struct Fetched {
+    loaded: Loaded,
+    /// The last family id of the batch (None: no family left).
+    last: Option<Uuid>,
+    /// Whether the batch was full (there may be more).
+    full: bool,
+    ms: u64,
+}
+
+async fn fetch(
+    db: &DatabaseConnection,
+    after: Option<Uuid>,
+    opts: &GenerateOptions,
+    from_midnight: DateTime<Utc>,
+) -> Result<Fetched, DbErr> {
+    let t = Instant::now();
+    let batch = opts.batch.max(1);
+    let region = opts.region_path.as_deref();
+    let rows = load_families(db, after, batch, region).await?;
+    let last = rows.last().map(|r| r.id);
+    let full = rows.len() == batch;
+    let loaded = load_batch(db, rows, region, opts.from, from_midnight).await?;
+    Ok(Fetched {
+        loaded,
+        last,
+        full,
+        ms: t.elapsed().as_millis() as u64,
+    })
+}
+
+/// The plans of a batch turned into writes.
+struct Planned {
+    writes: Writes,
+    families: u64,
+    skipped: u64,
+    /// Visits planned.
+    planned: u64,
+}
+
+fn plan_batch(
+    loaded: &Loaded,
+    cache: &mut RulesCache,
+    opts: &GenerateOptions,
+    from_midnight: DateTime<Utc>,
+) -> Planned {
+    let mut out = Planned {
+        writes: Writes::default(),
+        families: 0,
+        skipped: 0,
+        planned: 0,
+    };
+    for family in &loaded.families {
+        let existing = loaded
+            .existing
+            .get(&family.input.id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let rules = cache.rules(family);
+        let plan = plan_family(&family.input, rules, opts.from, opts.to, opts.tz);
+        out.families += 1;
+        out.skipped += plan.skipped.len() as u64;
+        out.planned += plan.visits.len() as u64;
+        let ctx = Reconcile {
+            family,
+            rules,
+            opts,
+            from_midnight,
+        };
+        ctx.reconcile(&plan, existing, &mut out.writes);
+    }
+    out
 }
 
 /// Marks the tasks whose window ended before `now` and that nobody completed (`open` or
@@ -286,16 +391,8 @@ pub async fn preview(
         .one(db)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("family {family_id}")))?;
-    let mut stats = RunStats::default();
-    let loaded = load_batch(
-        db,
-        vec![row],
-        None,
-        from,
-        local_midnight(tz, from),
-        &mut stats,
-    )
-    .await?;
+    let loaded = load_batch(db, vec![row], None, from, local_midnight(tz, from)).await?;
+    let errors = loaded.errors.clone();
     let Some(family) = loaded.families.first() else {
         // The family's row could not be read (an unknown category or status).
         return Ok(Plan {
@@ -303,7 +400,7 @@ pub async fn preview(
             skipped: vec![Skipped {
                 key: family_id.to_string(),
                 date: from,
-                reason: stats.errors.join("; "),
+                reason: errors.join("; "),
             }],
         });
     };
@@ -313,7 +410,7 @@ pub async fn preview(
         .and_then(|d| d.pred_opt())
         .unwrap_or(from);
     let mut plan = plan_family(&family.input, &rules, from, to, tz);
-    for error in stats.errors {
+    for error in errors {
         plan.skipped.insert(
             0,
             Skipped {
@@ -353,7 +450,7 @@ const FAMILY_COLUMNS: [family::Column; 5] = [
 
 /// Category and status are read as text so that one bad row is an error in the stats, not
 /// a failed run.
-#[derive(Debug, FromQueryResult)]
+#[derive(Debug)]
 struct FamilyRow {
     id: Uuid,
     category: String,
@@ -362,7 +459,22 @@ struct FamilyRow {
     care_overrides: Option<serde_json::Value>,
 }
 
-#[derive(Debug, FromQueryResult)]
+/// The rows of a batch are read by position (in the order of the selected columns): every
+/// run reads every family, member and open task, and looking columns up by name costs
+/// more than decoding them.
+impl FromQueryResult for FamilyRow {
+    fn from_query_result(res: &QueryResult, _pre: &str) -> Result<Self, DbErr> {
+        Ok(FamilyRow {
+            id: res.try_get_by_index(0)?,
+            category: res.try_get_by_index(1)?,
+            status: res.try_get_by_index(2)?,
+            do_not_disturb: res.try_get_by_index(3)?,
+            care_overrides: res.try_get_by_index(4)?,
+        })
+    }
+}
+
+#[derive(Debug)]
 struct MemberRow {
     id: Uuid,
     family_id: Uuid,
@@ -377,21 +489,61 @@ struct MemberRow {
     death_date: Option<NaiveDate>,
 }
 
-#[derive(Debug, FromQueryResult)]
+const MEMBER_COLUMNS: [family_member::Column; 11] = [
+    family_member::Column::Id,
+    family_member::Column::FamilyId,
+    family_member::Column::Name,
+    family_member::Column::Relation,
+    family_member::Column::BirthCalendar,
+    family_member::Column::BirthYear,
+    family_member::Column::BirthMonth,
+    family_member::Column::BirthDay,
+    family_member::Column::BirthLeapMonth,
+    family_member::Column::Deceased,
+    family_member::Column::DeathDate,
+];
+
+impl FromQueryResult for MemberRow {
+    fn from_query_result(res: &QueryResult, _pre: &str) -> Result<Self, DbErr> {
+        Ok(MemberRow {
+            id: res.try_get_by_index(0)?,
+            family_id: res.try_get_by_index(1)?,
+            name: res.try_get_by_index(2)?,
+            relation: res.try_get_by_index(3)?,
+            birth_calendar: res.try_get_by_index(4)?,
+            birth_year: res.try_get_by_index(5)?,
+            birth_month: res.try_get_by_index(6)?,
+            birth_day: res.try_get_by_index(7)?,
+            birth_leap_month: res.try_get_by_index(8)?,
+            deceased: res.try_get_by_index(9)?,
+            death_date: res.try_get_by_index(10)?,
+        })
+    }
+}
+
+#[derive(Debug)]
 struct PairingRow {
     family_id: Uuid,
     cadre_id: Uuid,
 }
 
+impl FromQueryResult for PairingRow {
+    fn from_query_result(res: &QueryResult, _pre: &str) -> Result<Self, DbErr> {
+        Ok(PairingRow {
+            family_id: res.try_get_by_index(0)?,
+            cadre_id: res.try_get_by_index(1)?,
+        })
+    }
+}
+
 /// The columns of an existing task that reconciliation looks at.
-#[derive(Debug, Clone, FromQueryResult)]
+#[derive(Debug, Clone)]
 struct TaskRow {
     id: Uuid,
     family_id: Uuid,
     unique_key: String,
     status: String,
     claims_count: i32,
-    components: Option<StringList>,
     needs_attention: bool,
     status_reason: Option<String>,
     window_start: DateTime<Utc>,
@@ -399,6 +551,45 @@ struct TaskRow {
     planned_date: Option<NaiveDate>,
     assign_to_cadre: bool,
     assigned_cadre_id: Option<Uuid>,
+    /// Read for merged tasks only (NULL otherwise: the parts of a task that merges nothing
+    /// are its own key).
+    components: Option<StringList>,
+}
+
+/// The columns of [`TaskRow`] in order; `components` follows as an expression.
+const TASK_COLUMNS: [visit_task::Column; 12] = [
+    visit_task::Column::Id,
+    visit_task::Column::FamilyId,
+    visit_task::Column::UniqueKey,
+    visit_task::Column::Status,
+    visit_task::Column::ClaimsCount,
+    visit_task::Column::NeedsAttention,
+    visit_task::Column::StatusReason,
+    visit_task::Column::WindowStart,
+    visit_task::Column::WindowEnd,
+    visit_task::Column::PlannedDate,
+    visit_task::Column::AssignToCadre,
+    visit_task::Column::AssignedCadreId,
+];
+
+impl FromQueryResult for TaskRow {
+    fn from_query_result(res: &QueryResult, _pre: &str) -> Result<Self, DbErr> {
+        Ok(TaskRow {
+            id: res.try_get_by_index(0)?,
+            family_id: res.try_get_by_index(1)?,
+            unique_key: res.try_get_by_index(2)?,
+            status: res.try_get_by_index(3)?,
+            claims_count: res.try_get_by_index(4)?,
+            needs_attention: res.try_get_by_index(5)?,
+            status_reason: res.try_get_by_index(6)?,
+            window_start: res.try_get_by_index(7)?,
+            window_end: res.try_get_by_index(8)?,
+            planned_date: res.try_get_by_index(9)?,
+            assign_to_cadre: res.try_get_by_index(10)?,
+            assigned_cadre_id: res.try_get_by_index(11)?,
+            components: res.try_get_by_index(12)?,
+        })
+    }
 }
 
 impl TaskRow {
@@ -436,6 +627,8 @@ struct LoadedFamily {
 struct Loaded {
     families: Vec<LoadedFamily>,
     existing: HashMap<Uuid, Vec<TaskRow>>,
+    /// Data problems met while reading ("family <id>: …").
+    errors: Vec<String>,
 }
 
 async fn load_families(
@@ -456,16 +649,6 @@ async fn load_families(
         q = q.filter(family::Column::RegionId.in_subquery(regions_under(path)));
     }
     q.into_model::<FamilyRow>().all(db).await
-}
-
-pub static PROF_TASKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-pub static PROF: [std::sync::atomic::AtomicU64; 6] =
-    [const { std::sync::atomic::AtomicU64::new(0) }; 6];
-fn prof(i: usize, t: Instant) {
-    PROF[i].fetch_add(
-        t.elapsed().as_micros() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
 }
 
 /// `SELECT id FROM region WHERE path LIKE '<path>%'`.
@@ -514,39 +697,27 @@ fn escape_like(s: &str) -> String {
 }
 
 /// Members, pairings, first-visit facts and open tasks of a batch of families, one query
-/// each.
+/// each (the first three at once).
 async fn load_batch(
     db: &DatabaseConnection,
     rows: Vec<FamilyRow>,
     region_path: Option<&str>,
     from: NaiveDate,
     from_midnight: DateTime<Utc>,
-    stats: &mut RunStats,
 ) -> Result<Loaded, DbErr> {
+    let mut errors = Vec::new();
     let (Some(first), Some(last)) = (rows.first().map(|r| r.id), rows.last().map(|r| r.id)) else {
         return Ok(Loaded {
             families: Vec::new(),
             existing: HashMap::new(),
+            errors,
         });
     };
 
-    let p0 = Instant::now();
-    let mut members: HashMap<Uuid, Vec<MemberInput>> = HashMap::with_capacity(rows.len());
-    let member_rows = family_member::Entity::find()
+    // Three independent reads, on three connections at once.
+    let members_q = family_member::Entity::find()
         .select_only()
-        .columns([
-            family_member::Column::Id,
-            family_member::Column::FamilyId,
-            family_member::Column::Name,
-            family_member::Column::Relation,
-            family_member::Column::BirthCalendar,
-            family_member::Column::BirthYear,
-            family_member::Column::BirthMonth,
-            family_member::Column::BirthDay,
-            family_member::Column::BirthLeapMonth,
-            family_member::Column::Deceased,
-            family_member::Column::DeathDate,
-        ])
+        .columns(MEMBER_COLUMNS)
         .filter(in_batch(
             family_member::Column::FamilyId,
             first,
@@ -554,19 +725,8 @@ async fn load_batch(
             region_path,
         ))
         .into_model::<MemberRow>()
-        .all(db)
-        .await?;
-    for m in member_rows {
-        match member_input(&m) {
-            Ok(input) => members.entry(m.family_id).or_default().push(input),
-            Err(e) => stats.error(format!("family {}: member {}: {e}", m.family_id, m.id)),
-        }
-    }
-
-    prof(0, p0);
-    let p0 = Instant::now();
-    let mut cadres: HashMap<Uuid, Uuid> = HashMap::new();
-    let pairings = pairing::Entity::find()
+        .all(db);
+    let pairings_q = pairing::Entity::find()
         .select_only()
         .columns([pairing::Column::FamilyId, pairing::Column::CadreId])
         .filter(in_batch(
@@ -580,21 +740,30 @@ async fn load_batch(
         .order_by_asc(pairing::Column::StartedOn)
         .order_by_asc(pairing::Column::CreatedAt)
         .into_model::<PairingRow>()
-        .all(db)
-        .await?;
-    for p in pairings {
+        .all(db);
+    let tasks_q = load_tasks(db, first, last, region_path, from_midnight);
+    let (member_rows, pairings, tasks) = tokio::join!(members_q, pairings_q, tasks_q);
+
+    let mut members: HashMap<Uuid, Vec<MemberInput>> = HashMap::with_capacity(rows.len());
+    for m in member_rows? {
+        match member_input(&m) {
+            Ok(input) => members.entry(m.family_id).or_default().push(input),
+            Err(e) => errors.push(format!("family {}: member {}: {e}", m.family_id, m.id)),
+        }
+    }
+    let mut cadres: HashMap<Uuid, Uuid> = HashMap::new();
+    for p in pairings? {
         cadres.insert(p.family_id, p.cadre_id);
     }
+    let existing = tasks?;
 
-    prof(1, p0);
-    let p0 = Instant::now();
     let mut families = Vec::with_capacity(rows.len());
     for row in rows {
         let (Some(category), Some(status)) = (
             FamilyCategory::parse(&row.category),
             FamilyStatus::parse(&row.status),
         ) else {
-            stats.error(format!(
+            errors.push(format!(
                 "family {}: unknown category {:?} or status {:?}; not planned",
                 row.id, row.category, row.status
             ));
@@ -606,7 +775,7 @@ async fn load_batch(
         let preferences = match preferences(&row.do_not_disturb) {
             Ok(p) => p,
             Err(e) => {
-                stats.error(format!("family {}: do_not_disturb: {e}", row.id));
+                errors.push(format!("family {}: do_not_disturb: {e}", row.id));
                 Preferences::default()
             }
         };
@@ -616,7 +785,7 @@ async fn load_batch(
                 Ok(o) if o.is_empty() => None,
                 Ok(o) => Some(o),
                 Err(e) => {
-                    stats.error(format!(
+                    errors.push(format!(
                         "family {}: care_overrides: {e}; category defaults used",
                         row.id
                     ));
@@ -640,8 +809,6 @@ async fn load_batch(
         });
     }
 
-    prof(2, p0);
-    let p0 = Instant::now();
     // Whether anyone has visited yet only matters to a bereaved family (its first home
     // visit needs two volunteers).
     let bereaved: Vec<Uuid> = families
@@ -658,44 +825,42 @@ async fn load_batch(
         }
     }
 
-    prof(3, p0);
-    let tx0 = Instant::now();
-    let mut existing: HashMap<Uuid, Vec<TaskRow>> = HashMap::with_capacity(families.len());
+    Ok(Loaded {
+        families,
+        existing,
+        errors,
+    })
+}
+
+/// The tasks of a batch's families whose window ends after `from_midnight`, by family.
+async fn load_tasks(
+    db: &DatabaseConnection,
+    first: Uuid,
+    last: Uuid,
+    region_path: Option<&str>,
+    from_midnight: DateTime<Utc>,
+) -> Result<HashMap<Uuid, Vec<TaskRow>>, DbErr> {
+    use visit_task::Column as T;
+    // The parts of a merged task only: a single occasion's parts are its own key.
+    let merged = || {
+        Expr::col(T::UniqueKey)
+            .like("%+%")
+            .or(Expr::col(T::UniqueKey).like("%:merged-%"))
+    };
     let tasks = visit_task::Entity::find()
         .select_only()
-        .columns([
-            visit_task::Column::Id,
-            visit_task::Column::FamilyId,
-            visit_task::Column::UniqueKey,
-            visit_task::Column::Status,
-            visit_task::Column::ClaimsCount,
-            visit_task::Column::Components,
-            visit_task::Column::NeedsAttention,
-            visit_task::Column::StatusReason,
-            visit_task::Column::WindowStart,
-            visit_task::Column::WindowEnd,
-            visit_task::Column::PlannedDate,
-            visit_task::Column::AssignToCadre,
-            visit_task::Column::AssignedCadreId,
-        ])
-        .filter(in_batch(
-            visit_task::Column::FamilyId,
-            first,
-            last,
-            region_path,
-        ))
-        .filter(visit_task::Column::WindowEnd.gt(from_midnight))
+        .columns(TASK_COLUMNS)
+        .expr_as(Expr::case(merged(), Expr::col(T::Components)), "components")
+        .filter(in_batch(T::FamilyId, first, last, region_path))
+        .filter(T::WindowEnd.gt(from_midnight))
         .into_model::<TaskRow>()
         .all(db)
         .await?;
+    let mut existing: HashMap<Uuid, Vec<TaskRow>> = HashMap::new();
     for t in tasks {
         existing.entry(t.family_id).or_default().push(t);
     }
-    PROF_TASKS.fetch_add(
-        tx0.elapsed().as_micros() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    Ok(Loaded { families, existing })
+    Ok(existing)
 }
 
 /// Families (of `ids`, sorted, between `first` and `last`) with a visit record or a
@@ -841,8 +1006,6 @@ struct Writes {
     flags: Vec<(Uuid, String)>,
     /// Single-row rewrites, rare.
     updates: Vec<RowUpdate>,
-    /// Planned visits of the batch.
-    planned: u64,
 }
 
 /// A rewrite of one task, applied only while the guard's condition still holds.
@@ -873,7 +1036,6 @@ impl Reconcile<'_> {
     fn reconcile(&self, plan: &Plan, existing: &[TaskRow], w: &mut Writes) {
         let family = self.family;
         let cadre = family.cadre;
-        w.planned += plan.visits.len() as u64;
         if plan.visits.is_empty() && existing.is_empty() {
             return;
         }
@@ -1118,23 +1280,22 @@ fn gender_code(g: Gender) -> &'static str {
 // Writing
 
 impl Writes {
-    async fn apply(self, db: &DatabaseConnection, stats: &mut RunStats) -> Result<(), DbErr> {
+    /// Applies the writes in one transaction (none at all when there is nothing to write).
+    async fn apply(self, db: &DatabaseConnection) -> Result<Applied, DbErr> {
         let Writes {
             mut inserts,
             cancels,
             flags,
             updates,
-            planned,
         } = self;
-        let mut created = 0u64;
-        let mut updated = 0u64;
+        let mut applied = Applied::default();
         if !(inserts.is_empty() && cancels.is_empty() && flags.is_empty() && updates.is_empty()) {
             let now = Utc::now();
             let txn = db.begin().await?;
             while !inserts.is_empty() {
                 let rest = inserts.split_off(inserts.len().min(INSERT_CHUNK));
                 let chunk = std::mem::replace(&mut inserts, rest);
-                created += insert_tasks(&txn, chunk).await?;
+                applied.created += insert_tasks(&txn, chunk).await?;
             }
             for (reason, ids) in group_by_reason(cancels) {
                 for chunk in ids.chunks(UPDATE_CHUNK) {
@@ -1150,7 +1311,7 @@ impl Writes {
                         .filter(visit_task::Column::ClaimsCount.eq(0))
                         .exec(&txn)
                         .await?;
-                    stats.cancelled += res.rows_affected;
+                    applied.cancelled += res.rows_affected;
                 }
             }
             for (reason, ids) in group_by_reason(flags) {
@@ -1166,7 +1327,7 @@ impl Writes {
                         .filter(visit_task::Column::Status.is_in([OPEN, CLAIMED]))
                         .exec(&txn)
                         .await?;
-                    stats.flagged += res.rows_affected;
+                    applied.flagged += res.rows_affected;
                 }
             }
             for u in updates {
@@ -1187,19 +1348,25 @@ impl Writes {
                     .filter(guard)
                     .exec(&txn)
                     .await?;
-                updated += res.rows_affected;
+                applied.updated += res.rows_affected;
             }
             txn.commit().await?;
         }
-        stats.created += created;
-        stats.updated += updated;
-        stats.unchanged += planned.saturating_sub(created + updated);
-        Ok(())
+        Ok(applied)
     }
 }
 
-/// A task to insert, in the shape of its row (the JSON of the PostgreSQL insert).
-#[derive(Debug, Serialize)]
+/// Rows written by [`Writes::apply`].
+#[derive(Debug, Default)]
+struct Applied {
+    created: u64,
+    updated: u64,
+    cancelled: u64,
+    flagged: u64,
+}
+
+/// A task to insert, in the shape of its row.
+#[derive(Debug)]
 struct NewTask {
     id: Uuid,
     family_id: Uuid,
@@ -1228,7 +1395,9 @@ struct NewTask {
     updated_at: DateTime<Utc>,
 }
 
-/// The columns of [`NewTask`] with their PostgreSQL types, in order.
+/// The columns of [`NewTask`] with their PostgreSQL types, in the order of
+/// [`column_arrays`]; `?` marks a nullable one, sent as text with '' for NULL (arrays of
+/// bound values cannot hold NULLs).
 const NEW_TASK_COLUMNS: [(&str, &str); 25] = [
     ("id", "uuid"),
     ("family_id", "uuid"),
@@ -1241,7 +1410,7 @@ const NEW_TASK_COLUMNS: [(&str, &str); 25] = [
     ("volunteers_needed", "integer"),
     ("claims_count", "integer"),
     ("required_skills", "json"),
-    ("assigned_cadre_id", "uuid"),
+    ("assigned_cadre_id", "uuid?"),
     ("planned_date", "date"),
     ("kinds", "json"),
     ("reasons", "json"),
@@ -1249,9 +1418,9 @@ const NEW_TASK_COLUMNS: [(&str, &str); 25] = [
     ("gentle", "boolean"),
     ("first_visit", "boolean"),
     ("assign_to_cadre", "boolean"),
-    ("preferred_time", "text"),
-    ("visitor_gender", "text"),
-    ("status_reason", "text"),
+    ("preferred_time", "text?"),
+    ("visitor_gender", "text?"),
+    ("status_reason", "text?"),
     ("needs_attention", "boolean"),
     ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"),
@@ -1329,9 +1498,10 @@ impl NewTask {
 }
 
 /// Inserts the tasks whose key is new, skipping (not failing on) keys that exist; returns
-/// how many were inserted. PostgreSQL gets the rows as one JSON parameter expanded by
-/// `json_to_recordset`: a multi-row VALUES list of 25,000 parameters costs it far more to
-/// bind and plan than the insert itself. SQLite, in process, takes a multi-row VALUES list.
+/// how many were inserted. PostgreSQL gets one binary array per column, expanded by
+/// `unnest`: a multi-row VALUES list of 25,000 parameters (or one JSON document) costs it
+/// more to bind, plan or parse than the insert itself. SQLite, in process, takes a
+/// multi-row VALUES list.
 async fn insert_tasks(txn: &DatabaseTransaction, rows: Vec<NewTask>) -> Result<u64, DbErr> {
     if rows.is_empty() {
         return Ok(0);
@@ -1340,23 +1510,37 @@ async fn insert_tasks(txn: &DatabaseTransaction, rows: Vec<NewTask>) -> Result<u
         static SQL: OnceLock<String> = OnceLock::new();
         let sql = SQL.get_or_init(|| {
             let names: Vec<&str> = NEW_TASK_COLUMNS.iter().map(|c| c.0).collect();
-            let typed: Vec<String> = NEW_TASK_COLUMNS
+            // JSON and nullable columns travel as text and are cast per row.
+            let exprs: Vec<String> = NEW_TASK_COLUMNS
                 .iter()
-                .map(|(n, t)| format!("{n} {t}"))
+                .map(|(n, t)| match t.strip_suffix('?') {
+                    Some(t) => format!("NULLIF({n}, '')::{t}"),
+                    None if *t == "json" => format!("{n}::json"),
+                    None => n.to_string(),
+                })
+                .collect();
+            let params: Vec<String> = NEW_TASK_COLUMNS
+                .iter()
+                .enumerate()
+                .map(|(i, (_, t))| match *t {
+                    "json" => format!("${}::text[]", i + 1),
+                    t if t.ends_with('?') => format!("${}::text[]", i + 1),
+                    t => format!("${}::{t}[]", i + 1),
+                })
                 .collect();
             format!(
-                "INSERT INTO visit_task ({cols}) SELECT {cols} FROM json_to_recordset($1::json) \
-                 AS r({typed}) ON CONFLICT (unique_key) DO NOTHING",
+                "INSERT INTO visit_task ({cols}) SELECT {exprs} FROM unnest({params}) \
+                 AS r({cols}) ON CONFLICT (unique_key) DO NOTHING",
                 cols = names.join(", "),
-                typed = typed.join(", "),
+                exprs = exprs.join(", "),
+                params = params.join(", "),
             )
         });
-        let json = serde_json::to_string(&rows).map_err(|e| DbErr::Custom(e.to_string()))?;
         let res = txn
             .execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 sql.as_str(),
-                [json.into()],
+                column_arrays(&rows),
             ))
             .await?;
         return Ok(res.rows_affected());
@@ -1369,6 +1553,70 @@ async fn insert_tasks(txn: &DatabaseTransaction, rows: Vec<NewTask>) -> Result<u
         sea_orm::TryInsertResult::Inserted(n) => n,
         _ => 0,
     })
+}
+
+/// The values of [`NEW_TASK_COLUMNS`], one array each.
+fn column_arrays(rows: &[NewTask]) -> Vec<Value> {
+    fn array(ty: ArrayType, rows: &[NewTask], f: impl Fn(&NewTask) -> Value) -> Value {
+        Value::Array(ty, Some(Box::new(rows.iter().map(f).collect())))
+    }
+    fn json<T: Serialize + ?Sized>(v: &T) -> Value {
+        // A list of strings always serialises.
+        Value::String(Some(
+            serde_json::to_string(v).unwrap_or_else(|_| "[]".into()),
+        ))
+    }
+    let text = |s: &str| Value::String(Some(s.to_string()));
+    let opt_text = |s: Option<&str>| text(s.unwrap_or_default());
+    vec![
+        array(ArrayType::Uuid, rows, |r| Value::Uuid(Some(r.id))),
+        array(ArrayType::Uuid, rows, |r| Value::Uuid(Some(r.family_id))),
+        array(ArrayType::String, rows, |r| text(r.kind)),
+        array(ArrayType::String, rows, |r| text(r.channel)),
+        array(ArrayType::String, rows, |r| text(&r.unique_key)),
+        array(ArrayType::ChronoDateTimeUtc, rows, |r| {
+            Value::ChronoDateTimeUtc(Some(r.window_start))
+        }),
+        array(ArrayType::ChronoDateTimeUtc, rows, |r| {
+            Value::ChronoDateTimeUtc(Some(r.window_end))
+        }),
+        array(ArrayType::String, rows, |r| text(r.status)),
+        array(ArrayType::Int, rows, |r| {
+            Value::Int(Some(r.volunteers_needed))
+        }),
+        array(ArrayType::Int, rows, |r| Value::Int(Some(r.claims_count))),
+        array(ArrayType::String, rows, |r| json(&r.required_skills)),
+        array(ArrayType::String, rows, |r| {
+            text(
+                &r.assigned_cadre_id
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+            )
+        }),
+        array(ArrayType::ChronoDate, rows, |r| {
+            Value::ChronoDate(Some(r.planned_date))
+        }),
+        array(ArrayType::String, rows, |r| json(&r.kinds)),
+        array(ArrayType::String, rows, |r| json(&r.reasons)),
+        array(ArrayType::String, rows, |r| json(&r.components)),
+        array(ArrayType::Bool, rows, |r| Value::Bool(Some(r.gentle))),
+        array(ArrayType::Bool, rows, |r| Value::Bool(Some(r.first_visit))),
+        array(ArrayType::Bool, rows, |r| {
+            Value::Bool(Some(r.assign_to_cadre))
+        }),
+        array(ArrayType::String, rows, |r| opt_text(r.preferred_time)),
+        array(ArrayType::String, rows, |r| opt_text(r.visitor_gender)),
+        array(ArrayType::String, rows, |r| opt_text(r.status_reason)),
+        array(ArrayType::Bool, rows, |r| {
+            Value::Bool(Some(r.needs_attention))
+        }),
+        array(ArrayType::ChronoDateTimeUtc, rows, |r| {
+            Value::ChronoDateTimeUtc(Some(r.created_at))
+        }),
+        array(ArrayType::ChronoDateTimeUtc, rows, |r| {
+            Value::ChronoDateTimeUtc(Some(r.updated_at))
+        }),
+    ]
 }
 
 fn group_by_reason(items: Vec<(Uuid, String)>) -> Vec<(String, Vec<Uuid>)> {
