@@ -65,7 +65,9 @@ use crate::plan::{
     Birth, FamilyInput, Gender, MemberInput, Plan, PlannedVisit, Preferences, Skipped, VisitKind,
     plan_family,
 };
-use crate::rules::{Rule, RuleOverride, TimeOfDay, default_rules, effective_rules};
+use crate::rules::{
+    FestivalSet, Rule, RuleOverride, TimeOfDay, default_rules_with, effective_rules,
+};
 
 /// The default horizon: visits are published at most two months ahead.
 pub const DEFAULT_HORIZON_DAYS: u64 = 60;
@@ -126,6 +128,8 @@ pub struct GenerateOptions {
     pub batch: usize,
     /// Stop after this many batches (a partial run; tests use it to simulate a crash).
     pub max_batches: Option<usize>,
+    /// The deployment's festival visits.
+    pub festivals: FestivalSet,
 }
 
 impl GenerateOptions {
@@ -140,6 +144,7 @@ impl GenerateOptions {
             region_path: None,
             batch: DEFAULT_BATCH,
             max_batches: None,
+            festivals: FestivalSet::default(),
         }
     }
 }
@@ -199,7 +204,7 @@ pub async fn generate(db: &DatabaseConnection, opts: &GenerateOptions) -> Result
         _ => 1,
     };
     let mut writing: JoinSet<Result<(Applied, u64, u64), DbErr>> = JoinSet::new();
-    let mut cache = RulesCache::default();
+    let mut cache = RulesCache::new(opts.festivals.clone());
     let mut batches = 0usize;
     let mut current = match opts.max_batches {
         Some(0) => None,
@@ -374,16 +379,17 @@ pub async fn mark_missed(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<
     Ok(res.rows_affected)
 }
 
-/// The plan of one family for `months` months from `from` (to the day before the same
-/// date `months` later), exactly as [`generate`] would make it, without writing anything.
-/// A family's unreadable overrides or preferences show as a skipped entry on the family.
+/// The plan of one family for `months` months from `opts.from` (to the day before the
+/// same date `months` later), exactly as [`generate`] with `opts` would make it, without
+/// writing anything. A family's unreadable overrides or preferences show as a skipped
+/// entry on the family.
 pub async fn preview(
     db: &DatabaseConnection,
     family_id: Uuid,
-    from: NaiveDate,
     months: u32,
-    tz: Tz,
+    opts: &GenerateOptions,
 ) -> Result<Plan, DbErr> {
+    let (from, tz) = (opts.from, opts.tz);
     let row = family::Entity::find_by_id(family_id)
         .select_only()
         .columns(FAMILY_COLUMNS)
@@ -404,7 +410,9 @@ pub async fn preview(
             }],
         });
     };
-    let rules = RulesCache::default().rules(family).to_vec();
+    let rules = RulesCache::new(opts.festivals.clone())
+        .rules(family)
+        .to_vec();
     let to = from
         .checked_add_months(Months::new(months))
         .and_then(|d| d.pred_opt())
@@ -969,20 +977,28 @@ fn is_elderly(members: &[MemberInput], from: NaiveDate) -> bool {
 // Rules
 
 /// Category defaults, built once per (category, elderly) and per run.
-#[derive(Default)]
 struct RulesCache {
+    festivals: FestivalSet,
     defaults: HashMap<(FamilyCategory, bool), Vec<Rule>>,
     /// The effective rules of the last family with overrides.
     scratch: Vec<Rule>,
 }
 
 impl RulesCache {
+    fn new(festivals: FestivalSet) -> Self {
+        RulesCache {
+            festivals,
+            defaults: HashMap::new(),
+            scratch: Vec::new(),
+        }
+    }
+
     fn rules(&mut self, family: &LoadedFamily) -> &[Rule] {
         let key = (family.input.category, family.elderly);
         let defaults = self
             .defaults
             .entry(key)
-            .or_insert_with(|| default_rules(key.0, key.1));
+            .or_insert_with(|| default_rules_with(key.0, key.1, &self.festivals));
         match &family.overrides {
             None => defaults,
             Some(o) => {
@@ -1633,6 +1649,7 @@ fn group_by_reason(items: Vec<(Uuid, String)>) -> Vec<(String, Vec<Uuid>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::default_rules;
     use chrono_tz::Asia::Shanghai;
 
     #[test]

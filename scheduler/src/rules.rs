@@ -271,16 +271,123 @@ fn rule(key: &str, kind: RuleKind, channel: Channel, lead_days: u32, window_days
     }
 }
 
-/// The rules a family of `category` is owed by default; `elderly` = a parent is 60 or
-/// older.
+/// The festivals a deployment visits families for: `all` for every family, `elderly` also
+/// for families with a parent aged 60 or older. Associations differ (some add 端午 or
+/// 元宵, a few drop 中秋 for 国庆), so the set comes from configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FestivalSet {
+    #[serde(with = "festival_list_serde")]
+    pub all: Vec<Festival>,
+    #[serde(with = "festival_list_serde")]
+    pub elderly: Vec<Festival>,
+}
+
+impl Default for FestivalSet {
+    /// 两节 (春节, 中秋) for everyone, 重阳 for the elderly.
+    fn default() -> Self {
+        FestivalSet {
+            all: vec![Festival::SpringFestival, Festival::MidAutumn],
+            elderly: vec![Festival::DoubleNinth],
+        }
+    }
+}
+
+impl FestivalSet {
+    /// Reads festival names as written in configuration (`"春节"`, or the ASCII name). The
+    /// error names the bad entry; 清明 is refused (it is a day of mourning, never a festive
+    /// visit: bereaved families get the gentle `qingming` rule).
+    pub fn parse(all: &[String], elderly: &[String]) -> Result<Self, String> {
+        let read = |field: &str, names: &[String]| -> Result<Vec<Festival>, String> {
+            let mut out: Vec<Festival> = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                let f = Festival::parse(name.trim())
+                    .ok_or_else(|| format!("{field}[{i}]: unknown festival {name:?}"))?;
+                if f == Festival::Qingming {
+                    return Err(format!(
+                        "{field}[{i}]: 清明 is not a festive occasion (bereaved families get a gentle call by rule)"
+                    ));
+                }
+                if !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+            Ok(out)
+        };
+        let all = read("festivals", all)?;
+        let elderly = read("elderly_festivals", elderly)?
+            .into_iter()
+            .filter(|f| !all.contains(f))
+            .collect();
+        Ok(FestivalSet { all, elderly })
+    }
+}
+
+mod festival_list_serde {
+    use crate::calendar::Festival;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error, ser::SerializeSeq};
+
+    pub fn serialize<S: Serializer>(list: &[Festival], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(list.len()))?;
+        for f in list {
+            seq.serialize_element(f.chinese_name())?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Festival>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| {
+                Festival::parse(s)
+                    .ok_or_else(|| D::Error::custom(format!("unknown festival {s:?}")))
+            })
+            .collect()
+    }
+}
+
+/// The visit for one festival: its lead time and who goes. 春节 and 中秋 (两节) take two
+/// volunteers, who carry the gifts and witness the 慰问金, and 春节 starts ten days ahead
+/// (年前慰问); 重阳 brings a health volunteer (blood pressure); the rest take one volunteer
+/// in the three days before.
+fn festival_rule(festival: Festival) -> Rule {
+    let (lead_days, volunteers_needed, required_skills) = match festival {
+        Festival::SpringFestival => (10, 2, Vec::new()),
+        Festival::MidAutumn => (5, 2, Vec::new()),
+        Festival::DoubleNinth => (3, 1, vec![Skill::Health]),
+        _ => (3, 1, Vec::new()),
+    };
+    Rule {
+        volunteers_needed,
+        required_skills,
+        // Lands on the festival or in the days before it.
+        ..rule(
+            &format!("festival-{}", festival.chinese_name()),
+            RuleKind::Festival(festival),
+            Channel::HomeVisit,
+            lead_days,
+            lead_days + 1,
+        )
+    }
+}
+
+/// The rules a family of `category` is owed by default with the standard festivals
+/// ([`FestivalSet::default`]); `elderly` = a parent is 60 or older.
+pub fn default_rules(category: FamilyCategory, elderly: bool) -> Vec<Rule> {
+    default_rules_with(category, elderly, &FestivalSet::default())
+}
+
+/// The rules a family of `category` is owed by default.
 ///
 /// Every category: a weekly phone call and a monthly home visit by the paired cadre
 /// (contact at least weekly, face to face at least monthly, which also gives the four home
-/// visits a year), a visit on each living member's birthday, and the 两节 visits (春节, 中秋;
-/// two volunteers, who carry the gifts and witness the 慰问金). Elderly parents also get
-/// 重阳, with a health volunteer (blood pressure). Bereaved (失独) families also get
-/// [`grief_rules`].
-pub fn default_rules(category: FamilyCategory, elderly: bool) -> Vec<Rule> {
+/// visits a year), a visit on each living member's birthday, and the deployment's festival
+/// visits ([`festival_rule`]); `elderly` families (a parent aged 60 or older) also those of
+/// `festivals.elderly`. Bereaved (失独) families also get [`grief_rules`].
+pub fn default_rules_with(
+    category: FamilyCategory,
+    elderly: bool,
+    festivals: &FestivalSet,
+) -> Vec<Rule> {
     use Channel::{HomeVisit, PhoneCall};
     let checkin = |key, every, unit, channel, window_days| Rule {
         assign_to_cadre: true,
@@ -292,31 +399,16 @@ pub fn default_rules(category: FamilyCategory, elderly: bool) -> Vec<Rule> {
             window_days,
         )
     };
-    let festival = |festival: Festival, lead_days, volunteers_needed| Rule {
-        volunteers_needed,
-        // Lands on the festival or in the days before it (年前慰问 for 春节).
-        ..rule(
-            &format!("festival-{}", festival.chinese_name()),
-            RuleKind::Festival(festival),
-            HomeVisit,
-            lead_days,
-            lead_days + 1,
-        )
-    };
     let mut rules = vec![
         checkin("checkin-call", 1, PeriodUnit::Week, PhoneCall, 7),
         // The window is clipped to the end of the month-long period.
         checkin("checkin-visit", 1, PeriodUnit::Month, HomeVisit, 31),
         // On the birthday or in the three days before it.
         rule("birthday", RuleKind::MemberBirthday, HomeVisit, 3, 4),
-        festival(Festival::SpringFestival, 10, 2),
-        festival(Festival::MidAutumn, 5, 2),
     ];
+    rules.extend(festivals.all.iter().map(|&f| festival_rule(f)));
     if elderly {
-        rules.push(Rule {
-            required_skills: vec![Skill::Health],
-            ..festival(Festival::DoubleNinth, 3, 1)
-        });
+        rules.extend(festivals.elderly.iter().map(|&f| festival_rule(f)));
     }
     if category == FamilyCategory::Bereaved {
         rules.extend(grief_rules());
@@ -525,6 +617,48 @@ mod tests {
         for r in grief_rules() {
             r.validate().unwrap();
         }
+    }
+
+    #[test]
+    fn a_deployment_chooses_its_festivals() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let set = FestivalSet::parse(
+            &names(&["春节", "DragonBoat", "春节"]),
+            &names(&["重阳", "端午"]),
+        )
+        .unwrap();
+        assert_eq!(set.all, [Festival::SpringFestival, Festival::DragonBoat]);
+        // 端午 is already everyone's.
+        assert_eq!(set.elderly, [Festival::DoubleNinth]);
+        let young = default_rules_with(FamilyCategory::DisabledChild, false, &set);
+        assert_eq!(
+            keys(&young)[3..],
+            ["festival-春节", "festival-端午"],
+            "中秋 dropped, 端午 added"
+        );
+        let old = default_rules_with(FamilyCategory::DisabledChild, true, &set);
+        let double_ninth = old.iter().find(|r| r.key == "festival-重阳").unwrap();
+        assert_eq!(double_ninth.required_skills, [Skill::Health]);
+        for r in &old {
+            r.validate().unwrap();
+        }
+
+        let err = FestivalSet::parse(&names(&["春节", "圣诞"]), &[]).unwrap_err();
+        assert!(
+            err.contains("festivals[1]") && err.contains("圣诞"),
+            "{err}"
+        );
+        let err = FestivalSet::parse(&[], &names(&["清明"])).unwrap_err();
+        assert!(
+            err.contains("elderly_festivals[0]") && err.contains("清明"),
+            "{err}"
+        );
+        // Nothing at all is a valid choice: routine and birthday visits remain.
+        let none = FestivalSet::parse(&[], &[]).unwrap();
+        assert_eq!(
+            keys(&default_rules_with(FamilyCategory::Hardship, true, &none)).len(),
+            3
+        );
     }
 
     #[test]

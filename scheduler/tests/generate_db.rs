@@ -943,7 +943,9 @@ async fn preview_writes_nothing() {
         let db = &t.db;
         let fx = fixture(db).await;
         let (fam, members) = add_family(db, &fx, bereaved()).await;
-        let plan = preview(db, fam, d(2026, 3, 1), 2, Shanghai).await.unwrap();
+        let plan = preview(db, fam, 2, &opts(d(2026, 3, 1), d(2026, 3, 1)))
+            .await
+            .unwrap();
         assert_eq!(visit_task::Entity::find().count(db).await.unwrap(), 0);
         let key = format!("{fam}:child-birthday:{}:2026", members[2]);
         assert!(plan.visits.iter().any(|v| v.components.contains(&key)));
@@ -956,7 +958,7 @@ async fn preview_writes_nothing() {
         let previewed: BTreeSet<_> = plan.visits.iter().map(|v| v.unique_key.clone()).collect();
         assert_eq!(written, previewed, "{}", t.name);
         assert!(
-            preview(db, Uuid::now_v7(), d(2026, 3, 1), 2, Shanghai)
+            preview(db, Uuid::now_v7(), 2, &opts(d(2026, 3, 1), d(2026, 3, 1)))
                 .await
                 .is_err()
         );

@@ -28,6 +28,8 @@ pub struct AppState {
     pub wechat: WeChatClient,
     pub metrics: Arc<Metrics>,
     pub tz: chrono_tz::Tz,
+    /// The deployment's festival visits (`care.festivals`).
+    pub festivals: scheduler::rules::FestivalSet,
     /// Totals of family lists (see `counts`).
     pub family_counts: crate::counts::CountCache,
 }
@@ -48,6 +50,7 @@ impl AppState {
             secrets: Secrets::new(config.master_secret()?),
             wechat: WeChatClient::new(config.wechat.clone(), cache.clone())?,
             tz: config.tz()?,
+            festivals: config.festivals()?,
             metrics: Arc::default(),
             family_counts: Default::default(),
             db,
@@ -58,6 +61,21 @@ impl AppState {
 }
 
 impl AppState {
+    /// Options of a planning run from `from` over the configured horizon.
+    pub fn plan_options(&self, from: chrono::NaiveDate) -> scheduler::generate::GenerateOptions {
+        let mut opts = scheduler::generate::GenerateOptions::new(from, self.tz);
+        opts.to = from
+            .checked_add_days(chrono::Days::new(self.config.jobs.horizon_days))
+            .unwrap_or(from);
+        opts.festivals = self.festivals.clone();
+        opts
+    }
+
+    /// Today in the deployment's time zone.
+    pub fn today(&self) -> chrono::NaiveDate {
+        chrono::Utc::now().with_timezone(&self.tz).date_naive()
+    }
+
     /// Demo data into an empty database, when configured (the embedded default).
     pub async fn load_demo_data_if_wanted(&self) -> anyhow::Result<()> {
         if self.config.load_demo_data() && demo::load_if_empty(self).await? {

@@ -120,13 +120,13 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Plan { from, days } => {
             let state = AppState::new(config).await?;
             state.load_demo_data_if_wanted().await?;
-            let tz = state.tz;
-            let from = from.unwrap_or_else(|| chrono::Utc::now().with_timezone(&tz).date_naive());
-            let mut opts = scheduler::generate::GenerateOptions::new(from, tz);
-            let days = days.unwrap_or(state.config.jobs.horizon_days);
-            opts.to = from
-                .checked_add_days(chrono::Days::new(days))
-                .unwrap_or(from);
+            let from = from.unwrap_or_else(|| state.today());
+            let mut opts = state.plan_options(from);
+            if let Some(days) = days {
+                opts.to = from
+                    .checked_add_days(chrono::Days::new(days))
+                    .unwrap_or(from);
+            }
             let started = std::time::Instant::now();
             let stats = scheduler::generate::generate(&state.db, &opts).await?;
             let mut out = serde_json::to_value(&stats)?;

@@ -36,6 +36,30 @@ pub struct Config {
     pub cache_prefix: String,
     pub wechat: WeChatConfig,
     pub jobs: crate::jobs::JobsConfig,
+    pub care: CareConfig,
+}
+
+/// What families are owed beyond the category rules.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CareConfig {
+    /// Festivals every family is visited for (Chinese names: 春节, 中秋, 端午…).
+    pub festivals: Vec<String>,
+    /// Festivals families with a parent aged 60 or older are also visited for.
+    pub elderly_festivals: Vec<String>,
+}
+
+impl Default for CareConfig {
+    fn default() -> Self {
+        let set = scheduler::rules::FestivalSet::default();
+        let names = |v: &[scheduler::calendar::Festival]| {
+            v.iter().map(|f| f.chinese_name().to_string()).collect()
+        };
+        Self {
+            festivals: names(&set.all),
+            elderly_festivals: names(&set.elderly),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -65,6 +89,7 @@ impl Default for Config {
             cache_prefix: "nuanxin".into(),
             wechat: WeChatConfig::default(),
             jobs: Default::default(),
+            care: Default::default(),
         }
     }
 }
@@ -123,6 +148,19 @@ impl Config {
         if let Some(v) = var("NUANXIN_JOBS") {
             self.jobs.enabled = flag("NUANXIN_JOBS", v)?;
         }
+        let list = |v: String| -> Vec<String> {
+            v.split([',', '，'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        if let Some(v) = var("NUANXIN_FESTIVALS") {
+            self.care.festivals = list(v);
+        }
+        if let Some(v) = var("NUANXIN_ELDERLY_FESTIVALS") {
+            self.care.elderly_festivals = list(v);
+        }
         if let Some(v) = var("NUANXIN_SECRET_KEY") {
             self.secret_key = Some(v);
         }
@@ -144,6 +182,12 @@ impl Config {
 
     pub fn load_demo_data(&self) -> bool {
         self.demo_data.unwrap_or_else(|| self.is_sqlite())
+    }
+
+    /// The festival visits of this deployment; a bad name stops the start-up.
+    pub fn festivals(&self) -> anyhow::Result<scheduler::rules::FestivalSet> {
+        scheduler::rules::FestivalSet::parse(&self.care.festivals, &self.care.elderly_festivals)
+            .map_err(|e| anyhow::anyhow!("care.{e}"))
     }
 
     pub fn tz(&self) -> anyhow::Result<chrono_tz::Tz> {
@@ -222,6 +266,21 @@ mod tests {
         assert_eq!(c.database_url, "postgres://x/y");
         assert!(c.dev_login);
         assert!(!c.is_sqlite());
+    }
+
+    #[test]
+    fn festivals_come_from_the_environment_and_bad_ones_are_named() {
+        let mut c = Config::default();
+        assert_eq!(c.festivals().unwrap(), Default::default());
+        c.apply_env(|k| (k == "NUANXIN_FESTIVALS").then(|| "春节， 端午,".into()))
+            .unwrap();
+        assert_eq!(c.care.festivals, ["春节", "端午"]);
+        c.care.elderly_festivals = vec!["重阳节".into()];
+        let err = c.festivals().unwrap_err().to_string();
+        assert!(
+            err.contains("care.elderly_festivals[0]") && err.contains("重阳节"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use scheduler::{
     generate::{GenerateOptions, generate, mark_missed},
     jobs::{JobSpec, JobsHandle, Period},
     lease::{Lease, holder_id},
+    rules::FestivalSet,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -39,19 +40,24 @@ impl Default for JobsConfig {
     }
 }
 
-pub fn specs(config: &JobsConfig, tz: chrono_tz::Tz) -> Vec<JobSpec> {
+pub fn specs(config: &JobsConfig, tz: chrono_tz::Tz, festivals: &FestivalSet) -> Vec<JobSpec> {
     let horizon = config.horizon_days;
+    let festivals = festivals.clone();
     vec![
         JobSpec::new(
             "plan",
             config.plan_cron.clone(),
             Period::Daily,
-            move |ctx| async move {
-                let today = Utc::now().with_timezone(&tz).date_naive();
-                let mut opts = GenerateOptions::new(today, tz);
-                opts.to = today.checked_add_days(Days::new(horizon)).unwrap_or(today);
-                let stats = generate(&ctx.db, &opts).await.map_err(|e| e.to_string())?;
-                serde_json::to_value(stats).map_err(|e| e.to_string())
+            move |ctx| {
+                let festivals = festivals.clone();
+                async move {
+                    let today = Utc::now().with_timezone(&tz).date_naive();
+                    let mut opts = GenerateOptions::new(today, tz);
+                    opts.to = today.checked_add_days(Days::new(horizon)).unwrap_or(today);
+                    opts.festivals = festivals;
+                    let stats = generate(&ctx.db, &opts).await.map_err(|e| e.to_string())?;
+                    serde_json::to_value(stats).map_err(|e| e.to_string())
+                }
             },
         ),
         JobSpec::new(
@@ -83,7 +89,7 @@ pub async fn start(state: &AppState) -> anyhow::Result<JobsHandle> {
         state.db.clone(),
         Arc::new(lease),
         state.tz,
-        specs(&state.config.jobs, state.tz),
+        specs(&state.config.jobs, state.tz, &state.festivals),
         holder,
     )
     .await
