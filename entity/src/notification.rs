@@ -2,6 +2,9 @@
 
 use sea_orm::entity::prelude::*;
 
+/// Queued, not yet delivered.
+pub const PENDING: &str = "pending";
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "notification")]
 pub struct Model {

@@ -2,6 +2,11 @@
 
 use sea_orm::entity::prelude::*;
 
+/// A claim that holds its visit.
+pub const ACTIVE: &str = "active";
+/// A claim given up by the volunteer, released by a coordinator, or ended by a life event.
+pub const RELEASED: &str = "released";
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "task_claim")]
 pub struct Model {

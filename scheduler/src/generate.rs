@@ -85,17 +85,23 @@ pub const REASON_NO_CADRE: &str = "未配对责任干部，请指派";
 /// The reasons [`plan_family`] gives for a family that gets no visits.
 pub const REASON_PAUSED: &str = "家庭已暂停";
 pub const REASON_CLOSED: &str = "家庭已销册";
+/// Life events ([`crate::events`]): everything ahead is cancelled at once, and what the
+/// family is still owed is planned afresh.
+pub const REASON_DEATH: &str = "家庭成员离世，走访已重新安排";
+pub const REASON_MOVED: &str = "家庭迁往其他地区，走访已重新安排";
 
 /// Reasons written by the generator: a task cancelled or flagged with one of these may be
 /// reopened or unflagged by a later run. Anything else is a person's decision and is left
 /// alone.
-const GENERATOR_REASONS: [&str; 6] = [
+const GENERATOR_REASONS: [&str; 8] = [
     REASON_REPLANNED,
     REASON_RESCHEDULED,
     REASON_MERGED,
     REASON_NO_CADRE,
     REASON_PAUSED,
     REASON_CLOSED,
+    REASON_DEATH,
+    REASON_MOVED,
 ];
 
 /// Rows per INSERT: 26 columns × 1000 rows stays under SQLite's 32766 bound parameters
@@ -130,6 +136,8 @@ pub struct GenerateOptions {
     pub max_batches: Option<usize>,
     /// The deployment's festival visits.
     pub festivals: FestivalSet,
+    /// Only this family (re-planning one family after a change).
+    pub family: Option<Uuid>,
 }
 
 impl GenerateOptions {
@@ -145,6 +153,7 @@ impl GenerateOptions {
             batch: DEFAULT_BATCH,
             max_batches: None,
             festivals: FestivalSet::default(),
+            family: None,
         }
     }
 }
@@ -160,8 +169,10 @@ pub struct RunStats {
     pub unchanged: u64,
     /// Tasks rewritten: a changed window or cadre, reopened after a pause, unflagged.
     pub updated: u64,
-    /// Open tasks cancelled because the plan no longer has them.
+    /// Open tasks cancelled because the plan no longer has them (including `merged`).
     pub cancelled: u64,
+    /// Of `cancelled`: occasions now part of a combined visit.
+    pub merged: u64,
     /// Claimed tasks the plan no longer has, flagged for a coordinator.
     pub flagged: u64,
     /// Occurrences (or families, or rules) the plan skipped, with a reason.
@@ -263,6 +274,10 @@ pub async fn generate(db: &DatabaseConnection, opts: &GenerateOptions) -> Result
         writing.shutdown().await;
         return Err(e);
     }
+    if opts.family.is_some() {
+        tracing::debug!(?opts.family, ?stats, "family re-planned");
+        return Ok(stats);
+    }
     tracing::info!(
         families = stats.families,
         created = stats.created,
@@ -286,6 +301,7 @@ fn merge_applied(stats: &mut RunStats, done: Option<WriteOutcome>) -> Result<(),
     stats.created += applied.created;
     stats.updated += applied.updated;
     stats.cancelled += applied.cancelled;
+    stats.merged += applied.merged;
     stats.flagged += applied.flagged;
     stats.unchanged += planned.saturating_sub(applied.created + applied.updated);
     stats.write_ms += ms;
@@ -311,7 +327,7 @@ async fn fetch(
     let t = Instant::now();
     let batch = opts.batch.max(1);
     let region = opts.region_path.as_deref();
-    let rows = load_families(db, after, batch, region).await?;
+    let rows = load_families(db, after, batch, region, opts.family).await?;
     let last = rows.last().map(|r| r.id);
     let full = rows.len() == batch;
     let loaded = load_batch(db, rows, region, opts.from, from_midnight).await?;
@@ -364,6 +380,22 @@ fn plan_batch(
         ctx.reconcile(&plan, existing, &mut out.writes);
     }
     out
+}
+
+/// Re-plans one family at once (after a change to it, its members or its pairing), with
+/// `opts` otherwise as the nightly run has them.
+pub async fn replan_family(
+    db: &DatabaseConnection,
+    family: Uuid,
+    opts: &GenerateOptions,
+) -> Result<RunStats, DbErr> {
+    let opts = GenerateOptions {
+        family: Some(family),
+        region_path: None,
+        max_batches: None,
+        ..opts.clone()
+    };
+    generate(db, &opts).await
 }
 
 /// Marks the tasks whose window ended before `now` and that nobody completed (`open` or
@@ -644,6 +676,7 @@ async fn load_families(
     after: Option<Uuid>,
     limit: usize,
     region_path: Option<&str>,
+    only: Option<Uuid>,
 ) -> Result<Vec<FamilyRow>, DbErr> {
     let mut q = family::Entity::find()
         .select_only()
@@ -655,6 +688,9 @@ async fn load_families(
     }
     if let Some(path) = region_path {
         q = q.filter(family::Column::RegionId.in_subquery(regions_under(path)));
+    }
+    if let Some(id) = only {
+        q = q.filter(family::Column::Id.eq(id));
     }
     q.into_model::<FamilyRow>().all(db).await
 }
@@ -1328,6 +1364,9 @@ impl Writes {
                         .exec(&txn)
                         .await?;
                     applied.cancelled += res.rows_affected;
+                    if reason == REASON_MERGED {
+                        applied.merged += res.rows_affected;
+                    }
                 }
             }
             for (reason, ids) in group_by_reason(flags) {
@@ -1378,6 +1417,7 @@ struct Applied {
     created: u64,
     updated: u64,
     cancelled: u64,
+    merged: u64,
     flagged: u64,
 }
 

@@ -4,6 +4,7 @@
 //! period under a leader lease (`jobs`, `lease`).
 
 pub mod calendar;
+pub mod events;
 pub mod generate;
 pub mod jobs;
 pub mod lease;

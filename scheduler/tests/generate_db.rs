@@ -7,16 +7,20 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
 use entity::{
-    BirthCalendar, FamilyCategory, FamilyStatus, MemberRelation, RegionLevel, UserStatus, app_user,
-    family, family_member, pairing, region, visit_task,
+    BirthCalendar, FamilyCategory, FamilyStatus, MemberRelation, RegionLevel, UserStatus,
+    VolunteerStatus, app_user, family, family_member, notification, pairing, region, task_claim,
+    visit_task, volunteer,
 };
 use migrations::{Migrator, MigratorTrait};
+use scheduler::events::{LifeEvent, TEMPLATE_VISIT_CANCELLED, cancel_ahead};
 use scheduler::generate::{
-    GenerateOptions, REASON_MERGED, REASON_PAUSED, REASON_REPLANNED, generate, mark_missed, preview,
+    GenerateOptions, REASON_CLOSED, REASON_DEATH, REASON_MERGED, REASON_PAUSED, REASON_REPLANNED,
+    generate, mark_missed, preview, replan_family,
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database,
-    DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -666,6 +670,204 @@ async fn pausing_a_family_cancels_its_open_visits_and_flags_claimed_ones() {
         }
         t.finish().await;
     }
+}
+
+/// A volunteer (with their own account) holding `task` by an active claim.
+async fn claim(db: &DatabaseConnection, fx: &Fixture, task: &visit_task::Model) -> Uuid {
+    let now = Utc::now();
+    let user = Uuid::now_v7();
+    app_user::ActiveModel {
+        id: Set(user),
+        name: Set("王志愿".into()),
+        phone: Set(None),
+        openid: Set(None),
+        unionid: Set(None),
+        status: Set(UserStatus::Active),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    let vol = Uuid::now_v7();
+    volunteer::ActiveModel {
+        id: Set(vol),
+        user_id: Set(user),
+        team_id: Set(None),
+        region_id: Set(fx.region),
+        skills: Set(Default::default()),
+        home_lat: Set(None),
+        home_lng: Set(None),
+        max_distance_km: Set(5.0),
+        weekly_capacity: Set(3),
+        availability: Set(json!({})),
+        status: Set(VolunteerStatus::Approved),
+        approved_by: Set(None),
+        approved_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    task_claim::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        task_id: Set(task.id),
+        volunteer_id: Set(user),
+        status: Set(task_claim::ACTIVE.into()),
+        claimed_at: Set(now),
+        released_at: Set(None),
+        released_by: Set(None),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    let mut m: visit_task::ActiveModel = task.clone().into();
+    m.status = Set("claimed".into());
+    m.claims_count = Set(1);
+    m.update(db).await.unwrap();
+    user
+}
+
+#[tokio::test]
+async fn a_life_event_cancels_everything_ahead_tells_the_holders_and_replans() {
+    for t in backends().await {
+        let db = &t.db;
+        let fx = fixture(db).await;
+        // The mother's birthday (25 March) is inside the horizon.
+        let mut family = bereaved();
+        family.members[0] = solar("钱秀英", MemberRelation::Mother, 1958, 3, 25);
+        family.paired = true;
+        let (fam, members) = add_family(db, &fx, family).await;
+        let (other, _) = add_family(db, &fx, daughters((3, 25))).await;
+        let o = opts(d(2026, 3, 1), d(2026, 4, 30));
+        generate(db, &o).await.unwrap();
+        let before = family_tasks(db, fam).await;
+        let held = before
+            .iter()
+            // The son's birthday, a grief day: still owed after the mother's death.
+            .find(|t| t.unique_key.contains("child-birthday"))
+            .expect("the son's birthday visit")
+            .clone();
+        let volunteer_user = claim(db, &fx, &held).await;
+        let cadre_visits = before
+            .iter()
+            .filter(|t| t.assigned_cadre_id.is_some())
+            .count();
+        assert!(cadre_visits > 0, "{}", t.name);
+        let untouched_other = family_tasks(db, other).await;
+
+        let birthday = format!("birthday:{}:2026", members[0]);
+        assert!(before.iter().any(|t| t.unique_key.contains(&birthday)));
+
+        // The mother dies on 3 March.
+        let now = midnight(d(2026, 3, 3));
+        let txn = db.begin().await.unwrap();
+        let done = cancel_ahead(&txn, fam, LifeEvent::Death, now, Shanghai)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        let ahead: Vec<_> = before.iter().filter(|t| t.window_end > now).collect();
+        assert_eq!(done.visits as usize, ahead.len(), "{}", t.name);
+        assert_eq!(done.claims, 1);
+        for task in family_tasks(db, fam).await {
+            if task.window_end > now {
+                assert_eq!(task.status, "cancelled", "{}", task.unique_key);
+                assert_eq!(task.status_reason.as_deref(), Some(REASON_DEATH));
+                assert_eq!(task.claims_count, 0);
+            }
+        }
+        let claim_row = task_claim::Entity::find().one(db).await.unwrap().unwrap();
+        assert_eq!(claim_row.status, task_claim::RELEASED);
+        // One message per visit held: the volunteer's, and each of the cadre's.
+        let messages = notification::Entity::find().all(db).await.unwrap();
+        assert_eq!(messages.len(), 1 + cadre_visits_ahead(&ahead), "{}", t.name);
+        assert!(
+            messages
+                .iter()
+                .all(|m| m.template == TEMPLATE_VISIT_CANCELLED)
+        );
+        let to_volunteer: Vec<_> = messages
+            .iter()
+            .filter(|m| m.recipient_id == volunteer_user)
+            .collect();
+        assert_eq!(to_volunteer.len(), 1);
+        assert_eq!(to_volunteer[0].payload["task_id"], json!(held.id));
+        assert_eq!(to_volunteer[0].payload["event"], "death");
+        // Nothing about the family on a message that may show on a locked screen.
+        assert!(!to_volunteer[0].payload.to_string().contains("李"));
+        assert_eq!(family_tasks(db, other).await, untouched_other);
+
+        // Twice: nothing more.
+        let txn = db.begin().await.unwrap();
+        let again = cancel_ahead(&txn, fam, LifeEvent::Death, now, Shanghai)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(again, Default::default());
+        assert_eq!(
+            notification::Entity::find().count(db).await.unwrap() as usize,
+            messages.len()
+        );
+
+        // Re-planned at once: what the family is still owed is open again, unclaimed; the
+        // dead mother's birthday is not.
+        let mut mother = family_member::Entity::find_by_id(members[0])
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap()
+            .into_active_model();
+        mother.deceased = Set(true);
+        mother.update(db).await.unwrap();
+        replan_family(db, fam, &o).await.unwrap();
+        let after = family_tasks(db, fam).await;
+        let reopened = after.iter().find(|t| t.id == held.id).unwrap();
+        assert_eq!(
+            (reopened.status.as_str(), reopened.claims_count),
+            ("open", 0)
+        );
+        assert!(after.iter().all(|t| t.status != "claimed"));
+        assert!(
+            after
+                .iter()
+                .filter(|t| t.status == "open" || t.status == "claimed")
+                .all(|t| !t.unique_key.contains(&birthday)),
+            "{}",
+            t.name
+        );
+
+        // A closed case: what was live is cancelled and stays so after re-planning.
+        let live: Vec<Uuid> = after
+            .iter()
+            .filter(|t| t.status == "open" && t.window_end > now)
+            .map(|t| t.id)
+            .collect();
+        assert!(!live.is_empty());
+        set_status(db, fam, FamilyStatus::Closed).await;
+        let txn = db.begin().await.unwrap();
+        cancel_ahead(&txn, fam, LifeEvent::Closed, now, Shanghai)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        replan_family(db, fam, &o).await.unwrap();
+        for task in family_tasks(db, fam).await {
+            if task.window_end > now {
+                assert_eq!(task.status, "cancelled", "{}", task.unique_key);
+            }
+            if live.contains(&task.id) {
+                assert_eq!(task.status_reason.as_deref(), Some(REASON_CLOSED));
+            }
+        }
+        t.finish().await;
+    }
+}
+
+fn cadre_visits_ahead(ahead: &[&visit_task::Model]) -> usize {
+    ahead
+        .iter()
+        .filter(|t| t.assigned_cadre_id.is_some())
+        .count()
 }
 
 async fn set_birthday(db: &DatabaseConnection, member: Uuid, month: i32, day: i32) {

@@ -94,3 +94,13 @@ pub async fn start(state: &AppState) -> anyhow::Result<JobsHandle> {
     )
     .await
 }
+
+/// Brings one family's visits in line with its record right after a change (a member's
+/// birthday, the family's status, preferences or pairing) instead of at the next nightly
+/// run. The change is already committed: a failure is logged and the nightly run retries.
+pub async fn replan(state: &AppState, family: uuid::Uuid) {
+    let opts = state.plan_options(state.today());
+    if let Err(e) = scheduler::generate::replan_family(&state.db, family, &opts).await {
+        tracing::error!(%family, error = %e, "re-planning after a change failed; the nightly run will retry");
+    }
+}

@@ -1,6 +1,7 @@
 //! The family register (台账): families with their members, care preferences and consent.
 //! Lists are masked; reading a full record, and revealing an ID number, is audited.
 
+use scheduler::events::{LifeEvent, cancel_ahead};
 use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
@@ -749,6 +750,7 @@ impl Api {
         txn.commit().await?;
         // Totals cached before the commit are stale now.
         self.0.family_counts.clear();
+        crate::jobs::replan(state, f.id).await;
         Ok(Json(self.detail(&auth.0, f).await?))
     }
 
@@ -775,6 +777,20 @@ impl Api {
         if let Some(rid) = b.region_id {
             village(db, &scope, rid).await?;
         }
+        // Life events cancel everything ahead at once (holders told); other changes to
+        // what the planner reads re-plan the family.
+        let event =
+            if b.status == Some(FamilyStatus::Closed) && current.status != FamilyStatus::Closed {
+                Some(LifeEvent::Closed)
+            } else if b.region_id.is_some_and(|r| r != current.region_id) {
+                Some(LifeEvent::Moved)
+            } else {
+                None
+            };
+        let replan = event.is_some()
+            || b.status.is_some_and(|s| s != current.status)
+            || b.category.is_some_and(|c| c != current.category)
+            || b.preferences.is_some();
         let txn = db.begin().await?;
         let mut changed = Vec::new();
         for (purpose, now, before) in [
@@ -862,8 +878,14 @@ impl Api {
             json!({"fields": changed}),
         )
         .await?;
+        if let Some(event) = event {
+            cancel_ahead(&txn, f.id, event, Utc::now(), self.0.tz).await?;
+        }
         txn.commit().await?;
         self.0.family_counts.clear();
+        if replan {
+            crate::jobs::replan(&self.0, f.id).await;
+        }
         Ok(Json(self.detail(&auth.0, f).await?))
     }
 
@@ -888,6 +910,7 @@ impl Api {
             json!({"member": m.id}),
         )
         .await?;
+        crate::jobs::replan(state, f.id).await;
         Ok(Json(m.into()))
     }
 
@@ -910,6 +933,7 @@ impl Api {
         let leap = b.birth_leap_month.unwrap_or(m.birth_leap_month);
         validate_birthday("", calendar, year, month, day, leap)?;
         let deceased = b.deceased.unwrap_or(m.deceased);
+        let died = deceased && !m.deceased;
         if b.death_date.or(m.death_date).is_some() && !deceased {
             return Err(ApiError::field("death_date", "仅已故成员可填写去世日期"));
         }
@@ -944,9 +968,10 @@ impl Api {
         if let Some(v) = b.primary_contact {
             row.primary_contact = Set(v);
         }
-        let m = row.update(&state.db).await?;
+        let txn = state.db.begin().await?;
+        let m = row.update(&txn).await?;
         audit::record(
-            &state.db,
+            &txn,
             Some(auth.0.user_id),
             "update_member",
             "family",
@@ -954,6 +979,11 @@ impl Api {
             json!({"member": m.id}),
         )
         .await?;
+        if died {
+            cancel_ahead(&txn, f.id, LifeEvent::Death, Utc::now(), state.tz).await?;
+        }
+        txn.commit().await?;
+        crate::jobs::replan(state, f.id).await;
         Ok(Json(m.into()))
     }
 
@@ -984,6 +1014,7 @@ impl Api {
             json!({"member": mid}),
         )
         .await?;
+        crate::jobs::replan(&self.0, f.id).await;
         Ok(Json(Done { ok: true }))
     }
 

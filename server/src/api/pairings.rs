@@ -169,6 +169,7 @@ impl Api {
         )
         .await?;
         txn.commit().await?;
+        crate::jobs::replan(&self.0, p.family_id).await;
         Ok(Json(p.into()))
     }
 
@@ -199,6 +200,7 @@ impl Api {
             json!({}),
         )
         .await?;
+        crate::jobs::replan(&self.0, p.family_id).await;
         Ok(Json(p.into()))
     }
 }

@@ -8,6 +8,7 @@ mod health;
 mod jobs;
 mod regions;
 mod register;
+mod replanning;
 mod staff;
 mod volunteers;
 mod wechat;
