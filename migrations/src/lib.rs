@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_core;
 mod m20261124_000002_planning;
+mod m20261124_000003_job_run_period;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_core::Migration),
             Box::new(m20261124_000002_planning::Migration),
+            Box::new(m20261124_000003_job_run_period::Migration),
         ]
     }
 }

@@ -177,7 +177,7 @@ fn now_micros() -> DateTime<Utc> {
         .unwrap_or(now)
 }
 
-/// [`run_once`] with explicit options.
+/// [`run_once`] with explicit options: [`begin_run`], the work, [`finish_run`].
 pub async fn run_once_with<F, Fut>(
     db: &DatabaseConnection,
     job: &str,
@@ -190,6 +190,74 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = JobResult>,
 {
+    let ticket = match begin_run(db, job, period, holder, opts).await? {
+        Begin::Started(ticket) => ticket,
+        Begin::Taken(row) => {
+            return Ok(match row {
+                Some(r) => RunOutcome::AlreadyRan {
+                    status: r.status,
+                    holder: r.holder,
+                },
+                // Deleted in between: treat as taken, the next fire will see.
+                None => RunOutcome::AlreadyRan {
+                    status: "unknown".into(),
+                    holder: String::new(),
+                },
+            });
+        }
+    };
+    let result = work().await;
+    finish_run(db, &ticket, &result).await?;
+    let (id, took_over) = (ticket.id, ticket.took_over);
+    Ok(match result {
+        Ok(stats) => RunOutcome::Done {
+            id,
+            stats,
+            took_over,
+        },
+        Err(error) => RunOutcome::Failed {
+            id,
+            error,
+            took_over,
+        },
+    })
+}
+
+/// A run this caller holds in the ledger (its row says "running"): do the work, then
+/// record the result with [`finish_run`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunTicket {
+    /// The `job_run` row.
+    pub id: Uuid,
+    pub job: String,
+    pub period: String,
+    pub holder: String,
+    pub started_at: DateTime<Utc>,
+    /// Whether a stale or failed run of the period was taken over.
+    pub took_over: bool,
+}
+
+/// What [`begin_run`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Begin {
+    /// The period is this caller's to run.
+    Started(RunTicket),
+    /// Someone already ran (status "done") or is running (status "running") this period,
+    /// or it failed and failed runs are not retried: its row (None if it vanished in
+    /// between).
+    Taken(Option<job_run::Model>),
+}
+
+/// The first half of [`run_once_with`]: claims (`job`, `period`) in the ledger by inserting
+/// its "running" row, or by taking over a row whose runner died (`opts.stale_after`) or
+/// that failed (`opts.retry_failed`).
+pub async fn begin_run(
+    db: &DatabaseConnection,
+    job: &str,
+    period: &str,
+    holder: &str,
+    opts: RunOptions,
+) -> Result<Begin, DbErr> {
     use job_run::Column as C;
     let started = now_micros();
     let id = Uuid::now_v7();
@@ -240,17 +308,7 @@ where
                 .filter(C::Period.eq(period))
                 .one(db)
                 .await?;
-            return Ok(match row {
-                Some(r) => RunOutcome::AlreadyRan {
-                    status: r.status,
-                    holder: r.holder,
-                },
-                // Deleted in between: treat as taken, the next fire will see.
-                None => RunOutcome::AlreadyRan {
-                    status: "unknown".into(),
-                    holder: String::new(),
-                },
-            });
+            return Ok(Begin::Taken(row));
         }
         let row = job_run::Entity::find()
             .filter(C::Job.eq(job))
@@ -261,10 +319,27 @@ where
         tracing::info!(job, period, previous = %row.id, "taking over a stale or failed run");
         (row.id, true)
     };
+    Ok(Begin::Started(RunTicket {
+        id,
+        job: job.to_owned(),
+        period: period.to_owned(),
+        holder: holder.to_owned(),
+        started_at: started,
+        took_over,
+    }))
+}
 
-    let result = work().await;
+/// The second half of [`run_once_with`]: records the work's result ("done" with its stats,
+/// or "failed" with the message) on the ticket's row. Returns false, and records nothing,
+/// when the run was taken over meanwhile (it ran past `stale_after`).
+pub async fn finish_run(
+    db: &DatabaseConnection,
+    ticket: &RunTicket,
+    result: &JobResult,
+) -> Result<bool, DbErr> {
+    use job_run::Column as C;
     let finished = now_micros();
-    let (status, stats, error) = match &result {
+    let (status, stats, error) = match result {
         Ok(stats) => ("done", Some(stats.clone()), None),
         Err(e) => ("failed", None, Some(e.clone())),
     };
@@ -274,30 +349,20 @@ where
         .value(C::FinishedAt, finished)
         .value(C::Stats, stats)
         .value(C::Error, error)
-        .and_where(Expr::col(C::Id).eq(id))
-        .and_where(Expr::col(C::Holder).eq(holder))
-        .and_where(Expr::col(C::StartedAt).eq(started))
+        .and_where(Expr::col(C::Id).eq(ticket.id))
+        .and_where(Expr::col(C::Holder).eq(ticket.holder.as_str()))
+        .and_where(Expr::col(C::StartedAt).eq(ticket.started_at))
         .and_where(Expr::col(C::Status).eq("running"))
         .to_owned();
     if db.execute(&finish).await?.rows_affected() != 1 {
         tracing::warn!(
-            job,
-            period,
+            job = %ticket.job,
+            period = %ticket.period,
             "run was taken over while running; its result is not recorded"
         );
+        return Ok(false);
     }
-    Ok(match result {
-        Ok(stats) => RunOutcome::Done {
-            id,
-            stats,
-            took_over,
-        },
-        Err(error) => RunOutcome::Failed {
-            id,
-            error,
-            took_over,
-        },
-    })
+    Ok(true)
 }
 
 /// The ledger, newest first; `job` narrows to one job.

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod families;
 pub mod health;
 pub mod pairings;
+pub mod planning;
 pub mod regions;
 pub mod register;
 pub mod staff;
@@ -38,6 +39,7 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
             volunteers::Api(state.clone()),
             teams::Api(state.clone()),
             pairings::Api(state.clone()),
+            planning::Api(state.clone()),
             staff::Api(state),
         ),
         "暖心 nuanxin",
@@ -61,6 +63,8 @@ pub enum Tag {
     Teams,
     /// 一帮一结对
     Pairings,
+    /// 计划：家庭的走访计划预览、按地区生成计划、计划运行记录
+    Planning,
     /// 协会工作者与责任干部
     Staff,
 }

@@ -405,6 +405,37 @@ fn cases() -> Vec<Case> {
         },
         Case {
             method: "GET",
+            spec_path: "/families/{id}/plan",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/families/{}/plan?months=2", i.pick(&i.family, s)),
+                    None,
+                )
+            },
+        },
+        // Starts a run in the background; a repeat within the minute gets the same run,
+        // and one while the region's run is going is refused with 409 (both admitted).
+        Case {
+            method: "POST",
+            spec_path: "/planning/runs",
+            rule: m422,
+            call: |i, s| {
+                (
+                    "/api/planning/runs".into(),
+                    Some(json!({"region_id": i.pick(&i.township, s)})),
+                )
+            },
+        },
+        // The history is filtered to one's scope (see the planning tests).
+        Case {
+            method: "GET",
+            spec_path: "/planning/runs",
+            rule: Manager { other: 0 },
+            call: |_, _| ("/api/planning/runs".into(), None),
+        },
+        Case {
+            method: "GET",
             spec_path: "/staff",
             rule: Manager { other: 0 },
             call: |_, _| ("/api/staff".into(), None),

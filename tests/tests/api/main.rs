@@ -6,6 +6,7 @@ mod auth;
 mod families;
 mod health;
 mod jobs;
+mod planning;
 mod regions;
 mod register;
 mod replanning;
