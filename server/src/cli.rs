@@ -47,6 +47,9 @@ enum Command {
         /// Days ahead (default: the configured horizon, 60).
         #[arg(long)]
         days: Option<u64>,
+        /// Families per batch, each written in its own transaction (default 1000).
+        #[arg(long)]
+        batch: Option<std::num::NonZeroUsize>,
     },
     /// The Chinese calendar, for people who check dates by hand.
     Calendar {
@@ -91,7 +94,7 @@ pub async fn run() -> anyhow::Result<()> {
             let port = app.port();
             tracing::info!(port, "serving: API docs at /docs, OpenAPI at /openapi.json");
             app.run_until(async {
-                let _ = tokio::signal::ctrl_c().await;
+                stop_requested().await;
             })
             .await?;
         }
@@ -114,10 +117,10 @@ pub async fn run() -> anyhow::Result<()> {
             let state = AppState::new(config).await?;
             state.load_demo_data_if_wanted().await?;
             let jobs = crate::jobs::start(&state).await?;
-            let _ = tokio::signal::ctrl_c().await;
+            stop_requested().await;
             jobs.shutdown().await;
         }
-        Command::Plan { from, days } => {
+        Command::Plan { from, days, batch } => {
             let state = AppState::new(config).await?;
             state.load_demo_data_if_wanted().await?;
             let from = from.unwrap_or_else(|| state.today());
@@ -126,6 +129,9 @@ pub async fn run() -> anyhow::Result<()> {
                 opts.to = from
                     .checked_add_days(chrono::Days::new(days))
                     .unwrap_or(from);
+            }
+            if let Some(batch) = batch {
+                opts.batch = batch.get();
             }
             let started = std::time::Instant::now();
             let stats = scheduler::generate::generate(&state.db, &opts).await?;
@@ -136,6 +142,23 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Calendar { .. } => {}
     }
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (how service managers and container runtimes stop a process): the
+/// server drains its connections and the jobs hand their lease over at once.
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn calendar(command: CalendarCommand) -> anyhow::Result<()> {

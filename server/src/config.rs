@@ -136,6 +136,9 @@ impl Config {
         if let Some(v) = var("NUANXIN_REDIS_URL").or_else(|| var("REDIS_URL")) {
             self.redis_url = Some(v).filter(|s| !s.is_empty());
         }
+        if let Some(v) = var("NUANXIN_CACHE_PREFIX").filter(|s| !s.is_empty()) {
+            self.cache_prefix = v;
+        }
         if let Some(v) = var("NUANXIN_DEMO_DATA") {
             self.demo_data = Some(flag("NUANXIN_DEMO_DATA", v)?);
         }
@@ -259,10 +262,12 @@ mod tests {
             "NUANXIN_ADDR" => Some("0.0.0.0:9000".into()),
             "DATABASE_URL" => Some("postgres://x/y".into()),
             "NUANXIN_DEV_LOGIN" => Some("true".into()),
+            "NUANXIN_CACHE_PREFIX" => Some("nuanxin-staging".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(c.addr, "0.0.0.0:9000");
+        assert_eq!(c.cache_prefix, "nuanxin-staging");
         assert_eq!(c.database_url, "postgres://x/y");
         assert!(c.dev_login);
         assert!(!c.is_sqlite());

@@ -137,8 +137,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     }
 }
 
-/// A fresh database for one test.
-async fn database_url(dir: &tempfile::TempDir) -> String {
+/// A fresh database for one test: a SQLite file in `dir`, or a new PostgreSQL database
+/// `nx_test_<uuid>` when `DATABASE_URL` (an administrative connection) is set.
+pub async fn database_url(dir: &tempfile::TempDir) -> String {
     match std::env::var("DATABASE_URL").ok().filter(|s| !s.is_empty()) {
         None => format!("sqlite://{}/test.db?mode=rwc", dir.path().display()),
         Some(admin_url) => {
