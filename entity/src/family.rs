@@ -32,6 +32,8 @@ pub struct Model {
     /// Per-family rule overrides (scheduler::rules::RuleOverride, as JSON).
     #[sea_orm(column_type = "Json", nullable)]
     pub care_overrides: Option<Json>,
+    /// What the family was last planned with (`scheduler::generate`); None: plan it.
+    pub plan_stamp: Option<String>,
     pub updated_at: DateTimeUtc,
 }
 

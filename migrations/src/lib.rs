@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_core;
 mod m20261124_000002_planning;
 mod m20261124_000003_job_run_period;
+mod m20261124_000004_plan_stamp;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_core::Migration),
             Box::new(m20261124_000002_planning::Migration),
             Box::new(m20261124_000003_job_run_period::Migration),
+            Box::new(m20261124_000004_plan_stamp::Migration),
         ]
     }
 }

@@ -35,6 +35,12 @@
 //!   ones flagged. When the family becomes active again, tasks the generator cancelled
 //!   (recognised by their reason) are reopened if the plan wants them again.
 //!
+//! A family planned successfully is stamped (`family.plan_stamp`, [`plan_stamp`]: the
+//! horizon and the deployment's settings). A run with the same stamp skips it, so a second
+//! run of the same day reads the families' stamps and nothing else. Whatever changes what
+//! the planner reads about a family (its record, members, pairing, first visit) must
+//! re-plan it ([`replan_family`]) or clear its stamp.
+//!
 //! All writes of a batch happen in one transaction, after its reads; guards in every
 //! `UPDATE` (`status = 'open' AND claims_count = 0`…) make a claim that lands between the
 //! read and the write win over the generator.
@@ -158,11 +164,34 @@ impl GenerateOptions {
     }
 }
 
+/// Bumped whenever the planner's output for the same input changes, so that the next run
+/// re-plans every family.
+const PLANNER_VERSION: u32 = 1;
+
+/// What a family planned by a run with `opts` is stamped with: the horizon, the time zone,
+/// the festival set and the planner's version. The settings are hashed (FNV-1a, stable
+/// across builds and processes).
+pub fn plan_stamp(opts: &GenerateOptions) -> String {
+    let settings = format!(
+        "{PLANNER_VERSION}|{}|{}",
+        opts.tz.name(),
+        serde_json::to_string(&opts.festivals).unwrap_or_default()
+    );
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in settings.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("{}..{}:{hash:08x}", opts.from, opts.to)
+}
+
 /// The figures of a run, for the job-run ledger.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunStats {
     /// Families planned.
     pub families: u64,
+    /// Families skipped: already planned with this run's stamp.
+    pub up_to_date: u64,
     /// Tasks inserted.
     pub created: u64,
     /// Planned visits that already had their task, untouched.
@@ -216,6 +245,9 @@ pub async fn generate(db: &DatabaseConnection, opts: &GenerateOptions) -> Result
     };
     let mut writing: JoinSet<Result<(Applied, u64, u64), DbErr>> = JoinSet::new();
     let mut cache = RulesCache::new(opts.festivals.clone());
+    if opts.family.is_none() {
+        stats.up_to_date = count_up_to_date(db, opts).await?;
+    }
     let mut batches = 0usize;
     let mut current = match opts.max_batches {
         Some(0) => None,
@@ -280,6 +312,7 @@ pub async fn generate(db: &DatabaseConnection, opts: &GenerateOptions) -> Result
     }
     tracing::info!(
         families = stats.families,
+        up_to_date = stats.up_to_date,
         created = stats.created,
         unchanged = stats.unchanged,
         updated = stats.updated,
@@ -290,6 +323,16 @@ pub async fn generate(db: &DatabaseConnection, opts: &GenerateOptions) -> Result
         "visit generation finished"
     );
     Ok(stats)
+}
+
+/// Families (of the run's region) already planned with the run's stamp.
+async fn count_up_to_date(db: &DatabaseConnection, opts: &GenerateOptions) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    let mut q = family::Entity::find().filter(family::Column::PlanStamp.eq(plan_stamp(opts)));
+    if let Some(path) = opts.region_path.as_deref() {
+        q = q.filter(family::Column::RegionId.in_subquery(regions_under(path)));
+    }
+    q.count(db).await
 }
 
 type WriteOutcome = Result<Result<(Applied, u64, u64), DbErr>, tokio::task::JoinError>;
@@ -327,10 +370,14 @@ async fn fetch(
     let t = Instant::now();
     let batch = opts.batch.max(1);
     let region = opts.region_path.as_deref();
-    let rows = load_families(db, after, batch, region, opts.family).await?;
+    // One family is always planned; a run skips families planned with its stamp.
+    let stamp = plan_stamp(opts);
+    let skip = opts.family.is_none().then_some(stamp.as_str());
+    let rows = load_families(db, after, batch, region, opts.family, skip).await?;
     let last = rows.last().map(|r| r.id);
     let full = rows.len() == batch;
-    let loaded = load_batch(db, rows, region, opts.from, from_midnight).await?;
+    let filter = BatchFilter { region, skip };
+    let loaded = load_batch(db, rows, filter, opts.from, from_midnight).await?;
     Ok(Fetched {
         loaded,
         last,
@@ -355,12 +402,18 @@ fn plan_batch(
     from_midnight: DateTime<Utc>,
 ) -> Planned {
     let mut out = Planned {
-        writes: Writes::default(),
+        writes: Writes {
+            stamp: plan_stamp(opts),
+            ..Writes::default()
+        },
         families: 0,
         skipped: 0,
         planned: 0,
     };
     for family in &loaded.families {
+        if !loaded.flawed.contains(&family.input.id) {
+            out.writes.stamped.push(family.input.id);
+        }
         let existing = loaded
             .existing
             .get(&family.input.id)
@@ -398,6 +451,22 @@ pub async fn replan_family(
     generate(db, &opts).await
 }
 
+/// Makes the next run plan these families again, whatever their stamp: for changes to
+/// what the planner reads that do not re-plan at once (bulk imports, a first visit done).
+pub async fn clear_plan_stamps<C: ConnectionTrait>(db: &C, families: &[Uuid]) -> Result<(), DbErr> {
+    for chunk in families.chunks(UPDATE_CHUNK) {
+        family::Entity::update_many()
+            .col_expr(
+                family::Column::PlanStamp,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(family::Column::Id.is_in(chunk.iter().copied()))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Marks the tasks whose window ended before `now` and that nobody completed (`open` or
 /// `claimed`) as `missed`, in one UPDATE. Returns how many.
 pub async fn mark_missed(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, DbErr> {
@@ -429,7 +498,11 @@ pub async fn preview(
         .one(db)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("family {family_id}")))?;
-    let loaded = load_batch(db, vec![row], None, from, local_midnight(tz, from)).await?;
+    let none = BatchFilter {
+        region: None,
+        skip: None,
+    };
+    let loaded = load_batch(db, vec![row], none, from, local_midnight(tz, from)).await?;
     let errors = loaded.errors.clone();
     let Some(family) = loaded.families.first() else {
         // The family's row could not be read (an unknown category or status).
@@ -669,6 +742,9 @@ struct Loaded {
     existing: HashMap<Uuid, Vec<TaskRow>>,
     /// Data problems met while reading ("family <id>: …").
     errors: Vec<String>,
+    /// Families with such a problem: planned, but not stamped, so that every run reports
+    /// the problem until it is fixed.
+    flawed: HashSet<Uuid>,
 }
 
 async fn load_families(
@@ -677,6 +753,7 @@ async fn load_families(
     limit: usize,
     region_path: Option<&str>,
     only: Option<Uuid>,
+    skip_stamp: Option<&str>,
 ) -> Result<Vec<FamilyRow>, DbErr> {
     let mut q = family::Entity::find()
         .select_only()
@@ -692,6 +769,9 @@ async fn load_families(
     if let Some(id) = only {
         q = q.filter(family::Column::Id.eq(id));
     }
+    if let Some(stamp) = skip_stamp {
+        q = q.filter(needs_planning(stamp));
+    }
     q.into_model::<FamilyRow>().all(db).await
 }
 
@@ -705,27 +785,42 @@ fn regions_under(path: &str) -> sea_orm::sea_query::SelectStatement {
         .to_owned()
 }
 
+/// Which families of an id range a batch holds, besides the range.
+#[derive(Clone, Copy)]
+struct BatchFilter<'a> {
+    /// Those of a region subtree.
+    region: Option<&'a str>,
+    /// Those not planned with this stamp.
+    skip: Option<&'a str>,
+}
+
+/// Families not planned with `stamp`.
+fn needs_planning(stamp: &str) -> Condition {
+    Condition::any()
+        .add(family::Column::PlanStamp.is_null())
+        .add(family::Column::PlanStamp.ne(stamp))
+}
+
 /// The rows of a batch's families: `col` between the first and the last id of the batch
 /// (an index range, never a thousand-element `IN` list, which PostgreSQL may check row by
-/// row), and in the region when the run is limited to one.
-fn in_batch<C: ColumnTrait>(
-    col: C,
-    first: Uuid,
-    last: Uuid,
-    region_path: Option<&str>,
-) -> Condition {
+/// row), and, when the run skips some families, only those of the batch's families.
+fn in_batch<C: ColumnTrait>(col: C, first: Uuid, last: Uuid, filter: BatchFilter) -> Condition {
     let mut c = Condition::all().add(col.between(first, last));
-    if let Some(path) = region_path {
-        c = c.add(
-            col.in_subquery(
-                Query::select()
-                    .column(family::Column::Id)
-                    .from(family::Entity)
-                    .and_where(family::Column::RegionId.in_subquery(regions_under(path)))
-                    .to_owned(),
-            ),
-        );
+    if filter.region.is_none() && filter.skip.is_none() {
+        return c;
     }
+    let mut families = Query::select()
+        .column(family::Column::Id)
+        .from(family::Entity)
+        .and_where(family::Column::Id.between(first, last))
+        .to_owned();
+    if let Some(path) = filter.region {
+        families.and_where(family::Column::RegionId.in_subquery(regions_under(path)));
+    }
+    if let Some(stamp) = filter.skip {
+        families.cond_where(needs_planning(stamp));
+    }
+    c = c.add(col.in_subquery(families));
     c
 }
 
@@ -745,7 +840,7 @@ fn escape_like(s: &str) -> String {
 async fn load_batch(
     db: &DatabaseConnection,
     rows: Vec<FamilyRow>,
-    region_path: Option<&str>,
+    filter: BatchFilter<'_>,
     from: NaiveDate,
     from_midnight: DateTime<Utc>,
 ) -> Result<Loaded, DbErr> {
@@ -755,6 +850,7 @@ async fn load_batch(
             families: Vec::new(),
             existing: HashMap::new(),
             errors,
+            flawed: HashSet::new(),
         });
     };
 
@@ -766,33 +862,32 @@ async fn load_batch(
             family_member::Column::FamilyId,
             first,
             last,
-            region_path,
+            filter,
         ))
         .into_model::<MemberRow>()
         .all(db);
     let pairings_q = pairing::Entity::find()
         .select_only()
         .columns([pairing::Column::FamilyId, pairing::Column::CadreId])
-        .filter(in_batch(
-            pairing::Column::FamilyId,
-            first,
-            last,
-            region_path,
-        ))
+        .filter(in_batch(pairing::Column::FamilyId, first, last, filter))
         .filter(pairing::Column::EndedOn.is_null())
         // The latest current pairing wins.
         .order_by_asc(pairing::Column::StartedOn)
         .order_by_asc(pairing::Column::CreatedAt)
         .into_model::<PairingRow>()
         .all(db);
-    let tasks_q = load_tasks(db, first, last, region_path, from_midnight);
+    let tasks_q = load_tasks(db, first, last, filter, from_midnight);
     let (member_rows, pairings, tasks) = tokio::join!(members_q, pairings_q, tasks_q);
 
+    let mut flawed = HashSet::new();
     let mut members: HashMap<Uuid, Vec<MemberInput>> = HashMap::with_capacity(rows.len());
     for m in member_rows? {
         match member_input(&m) {
             Ok(input) => members.entry(m.family_id).or_default().push(input),
-            Err(e) => errors.push(format!("family {}: member {}: {e}", m.family_id, m.id)),
+            Err(e) => {
+                errors.push(format!("family {}: member {}: {e}", m.family_id, m.id));
+                flawed.insert(m.family_id);
+            }
         }
     }
     let mut cadres: HashMap<Uuid, Uuid> = HashMap::new();
@@ -820,6 +915,7 @@ async fn load_batch(
             Ok(p) => p,
             Err(e) => {
                 errors.push(format!("family {}: do_not_disturb: {e}", row.id));
+                flawed.insert(row.id);
                 Preferences::default()
             }
         };
@@ -833,6 +929,7 @@ async fn load_batch(
                         "family {}: care_overrides: {e}; category defaults used",
                         row.id
                     ));
+                    flawed.insert(row.id);
                     None
                 }
             },
@@ -873,6 +970,7 @@ async fn load_batch(
         families,
         existing,
         errors,
+        flawed,
     })
 }
 
@@ -881,7 +979,7 @@ async fn load_tasks(
     db: &DatabaseConnection,
     first: Uuid,
     last: Uuid,
-    region_path: Option<&str>,
+    filter: BatchFilter<'_>,
     from_midnight: DateTime<Utc>,
 ) -> Result<HashMap<Uuid, Vec<TaskRow>>, DbErr> {
     use visit_task::Column as T;
@@ -895,7 +993,7 @@ async fn load_tasks(
         .select_only()
         .columns(TASK_COLUMNS)
         .expr_as(Expr::case(merged(), Expr::col(T::Components)), "components")
-        .filter(in_batch(T::FamilyId, first, last, region_path))
+        .filter(in_batch(T::FamilyId, first, last, filter))
         .filter(T::WindowEnd.gt(from_midnight))
         .into_model::<TaskRow>()
         .all(db)
@@ -1051,6 +1149,9 @@ impl RulesCache {
 /// The writes of a batch, applied in one transaction.
 #[derive(Default)]
 struct Writes {
+    /// The run's stamp, and the families to stamp with it.
+    stamp: String,
+    stamped: Vec<Uuid>,
     inserts: Vec<NewTask>,
     /// (task, reason): open unclaimed tasks to cancel.
     cancels: Vec<(Uuid, String)>,
@@ -1335,13 +1436,20 @@ impl Writes {
     /// Applies the writes in one transaction (none at all when there is nothing to write).
     async fn apply(self, db: &DatabaseConnection) -> Result<Applied, DbErr> {
         let Writes {
+            stamp,
+            stamped,
             mut inserts,
             cancels,
             flags,
             updates,
         } = self;
         let mut applied = Applied::default();
-        if !(inserts.is_empty() && cancels.is_empty() && flags.is_empty() && updates.is_empty()) {
+        if !(stamped.is_empty()
+            && inserts.is_empty()
+            && cancels.is_empty()
+            && flags.is_empty()
+            && updates.is_empty())
+        {
             let now = Utc::now();
             let txn = db.begin().await?;
             while !inserts.is_empty() {
@@ -1404,6 +1512,13 @@ impl Writes {
                     .exec(&txn)
                     .await?;
                 applied.updated += res.rows_affected;
+            }
+            for chunk in stamped.chunks(UPDATE_CHUNK) {
+                family::Entity::update_many()
+                    .col_expr(family::Column::PlanStamp, Expr::value(stamp.clone()))
+                    .filter(family::Column::Id.is_in(chunk.iter().copied()))
+                    .exec(&txn)
+                    .await?;
             }
             txn.commit().await?;
         }

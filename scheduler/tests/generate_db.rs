@@ -15,7 +15,7 @@ use migrations::{Migrator, MigratorTrait};
 use scheduler::events::{LifeEvent, TEMPLATE_VISIT_CANCELLED, cancel_ahead};
 use scheduler::generate::{
     GenerateOptions, REASON_CLOSED, REASON_DEATH, REASON_MERGED, REASON_PAUSED, REASON_REPLANNED,
-    generate, mark_missed, preview, replan_family,
+    clear_plan_stamps, generate, mark_missed, preview, replan_family,
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database,
@@ -244,6 +244,7 @@ async fn add_family(db: &DatabaseConnection, fx: &Fixture, s: FamilySpec) -> (Uu
         counsel_notes: Set(String::new()),
         created_at: Set(now),
         care_overrides: Set(s.overrides),
+        plan_stamp: Set(None),
         updated_at: Set(now),
     }
     .insert(db)
@@ -463,6 +464,8 @@ async fn unpaired_cadre_visits_are_flagged_and_assigned_once_paired() {
             .insert(db)
             .await
             .unwrap();
+        // As the pairing API does (it also re-plans at once).
+        clear_plan_stamps(db, &[fam]).await.unwrap();
         let stats = generate(db, &o).await.unwrap();
         assert_eq!(stats.created, 0, "{}", t.name);
         assert_eq!(stats.updated as usize, cadre_tasks.len(), "{}", t.name);
@@ -493,8 +496,27 @@ async fn a_second_run_changes_nothing() {
         assert!(first.created > 20, "{}: {first:?}", t.name);
         assert_eq!(first.created as usize, before.len());
 
+        // The same day again: every family is up to date, nothing is even planned.
+        let same_day = generate(db, &o).await.unwrap();
+        assert_eq!(
+            (same_day.families, same_day.up_to_date),
+            (0, 3),
+            "{same_day:?}"
+        );
+        assert_eq!(before, tasks(db).await, "{}", t.name);
+
+        // Planned again in full (as after a change): still nothing to write.
+        let ids: Vec<Uuid> = family::Entity::find()
+            .all(db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| f.id)
+            .collect();
+        clear_plan_stamps(db, &ids).await.unwrap();
         let second = generate(db, &o).await.unwrap();
         let after = tasks(db).await;
+        assert_eq!(second.families, 3);
         assert_eq!(second.created, 0, "{}: {second:?}", t.name);
         assert_eq!(second.updated, 0, "{second:?}");
         assert_eq!(second.cancelled, 0, "{second:?}");
@@ -583,7 +605,8 @@ async fn an_interrupted_run_completes_to_the_same_visits() {
         .unwrap();
         assert_eq!(half.families, 5);
         let rest = generate(db, &o).await.unwrap();
-        assert_eq!(rest.families, 10);
+        // The five planned before the crash are not planned again.
+        assert_eq!((rest.families, rest.up_to_date), (5, 5));
         assert_eq!(rest.cancelled, 0);
 
         let whole = generate(&fresh.db, &o).await.unwrap();
@@ -879,7 +902,9 @@ async fn set_birthday(db: &DatabaseConnection, member: Uuid, month: i32, day: i3
     let mut m: family_member::ActiveModel = m.into();
     m.birth_month = Set(Some(month));
     m.birth_day = Set(Some(day));
-    m.update(db).await.unwrap();
+    let m = m.update(db).await.unwrap();
+    // What the API does besides re-planning at once: the next run plans the family.
+    clear_plan_stamps(db, &[m.family_id]).await.unwrap();
 }
 
 async fn set_status(db: &DatabaseConnection, fam: Uuid, status: FamilyStatus) {
@@ -890,6 +915,7 @@ async fn set_status(db: &DatabaseConnection, fam: Uuid, status: FamilyStatus) {
         .unwrap();
     let mut m: family::ActiveModel = f.into();
     m.status = Set(status);
+    m.plan_stamp = Set(None);
     m.update(db).await.unwrap();
 }
 
@@ -1026,6 +1052,7 @@ async fn a_claimed_visit_the_plan_drops_is_flagged_not_cancelled() {
         mm.birth_month = Set(None);
         mm.birth_day = Set(None);
         mm.update(db).await.unwrap();
+        clear_plan_stamps(db, &[fam]).await.unwrap();
 
         let stats = generate(db, &o).await.unwrap();
         assert_eq!(stats.flagged, 1, "{}: {stats:?}", t.name);
@@ -1185,6 +1212,11 @@ async fn copy_families(from: &DatabaseConnection, to: &DatabaseConnection) {
             .unwrap();
     }
     for f in family::Entity::find().all(from).await.unwrap() {
+        // Not planned there yet.
+        let f = family::Model {
+            plan_stamp: None,
+            ..f
+        };
         family::ActiveModel::from(f)
             .reset_all()
             .insert(to)
@@ -1267,6 +1299,7 @@ async fn bulk_families(db: &DatabaseConnection, n: usize) {
                 counsel_notes: Set(String::new()),
                 created_at: Set(now),
                 care_overrides: Set(None),
+                plan_stamp: Set(None),
                 updated_at: Set(now),
             });
             let month = (i % 12) as u32 + 1;
@@ -1350,12 +1383,13 @@ async fn time_generation(t: &TestDb, n: usize) {
         let started = Instant::now();
         let s = generate(db, o).await.unwrap();
         println!(
-            "{}: {name}: {:.2?}: {} families, {} created, {} unchanged, {} updated, {} \
-             cancelled, {} errors (summed over overlapping batches: read {} ms, plan {} ms, \
-             write {} ms); peak memory {}",
+            "{}: {name}: {:.2?}: {} families planned, {} up to date, {} created, {} \
+             unchanged, {} updated, {} cancelled, {} errors (summed over overlapping batches: \
+             read {} ms, plan {} ms, write {} ms); peak memory {}",
             t.name,
             started.elapsed(),
             s.families,
+            s.up_to_date,
             s.created,
             s.unchanged,
             s.updated,

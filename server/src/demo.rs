@@ -520,6 +520,7 @@ fn make_family(
         created_at: Set(now),
         updated_at: Set(now),
         care_overrides: Set(None),
+        plan_stamp: Set(None),
     };
     let parent_year = rng.random_range(1950..1966);
     let member = |name: String,

@@ -536,6 +536,7 @@ pub fn family_model(body: &NewFamily) -> family::ActiveModel {
         created_at: Set(now),
         updated_at: Set(now),
         care_overrides: Set(None),
+        plan_stamp: Set(None),
     }
 }
 

@@ -2061,6 +2061,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             care_overrides: None,
+            plan_stamp: None,
         };
         let member =
             |name: &str, relation, cal, (y, m, d), leap, deceased, death| family_member::Model {
@@ -2167,6 +2168,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             care_overrides: None,
+            plan_stamp: None,
         };
         let rows = export_rows(&f, "村", &[]);
         assert_eq!(rows.len(), 1);
