@@ -203,6 +203,14 @@ impl TestApp {
         .await
     }
 
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.send(Self::with_token(
+            self.http.put(self.url(path)).json(&body),
+            token,
+        ))
+        .await
+    }
+
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
         self.send(Self::with_token(self.http.delete(self.url(path)), token))
             .await

@@ -19,6 +19,7 @@ use crate::{
 };
 
 pub mod auth;
+pub mod care_rules;
 pub mod families;
 pub mod health;
 pub mod pairings;
@@ -35,6 +36,7 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
             auth::Api(state.clone()),
             regions::Api(state.clone()),
             families::Api(state.clone()),
+            care_rules::Api(state.clone()),
             register::Api(state.clone()),
             volunteers::Api(state.clone()),
             teams::Api(state.clone()),

@@ -27,7 +27,7 @@ use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, ExprTrait, QueryFilter,
     QueryOrder, QuerySelect, sea_query::Expr,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -96,8 +96,9 @@ impl From<VisitKind> for PlanVisitKind {
 }
 
 /// How the contact is made.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum PlanChannel {
     /// 入户走访
     HomeVisit,
@@ -115,8 +116,9 @@ impl From<Channel> for PlanChannel {
 }
 
 /// Part of the day the family prefers.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum PlanTimeOfDay {
     Morning,
     Afternoon,

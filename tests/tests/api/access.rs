@@ -414,6 +414,28 @@ fn cases() -> Vec<Case> {
                 )
             },
         },
+        Case {
+            method: "GET",
+            spec_path: "/families/{id}/rules",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/families/{}/rules", i.pick(&i.family, s)),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "PUT",
+            spec_path: "/families/{id}/rules",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/families/{}/rules", i.pick(&i.family, s)),
+                    Some(json!({"overrides": []})),
+                )
+            },
+        },
         // Starts a run in the background; a repeat within the minute gets the same run,
         // and one while the region's run is going is refused with 409 (both admitted).
         Case {
@@ -578,6 +600,7 @@ async fn call(app: &TestApp, case: &Case, ids: &Ids, side: Side, token: Option<&
         ("GET", _) => app.get(&path, token).await,
         ("DELETE", _) => app.delete(&path, token).await,
         ("PATCH", Some(b)) => app.patch(&path, token, b).await,
+        ("PUT", Some(b)) => app.put(&path, token, b).await,
         ("POST", Some(b)) => app.post(&path, token, b).await,
         (m, b) => panic!("no way to call {m} with {b:?}"),
     }

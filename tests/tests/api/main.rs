@@ -3,6 +3,7 @@
 
 mod access;
 mod auth;
+mod care_rules;
 mod families;
 mod health;
 mod jobs;
