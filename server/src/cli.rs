@@ -76,10 +76,35 @@ enum CalendarCommand {
     Birthdays,
 }
 
+/// Logging and the TLS stack, once per process.
+pub fn init() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
+        )
+        // Standard output is for what commands print (the calendar tools); logs go to stderr.
+        .with_writer(std::io::stderr)
+        .init();
+    // One TLS stack (rustls with ring) for every outbound call.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// `nuanxin [command]`.
 pub async fn run() -> anyhow::Result<()> {
     let command = Cli::parse()
         .command
         .unwrap_or(Command::Serve { addr: None });
+    execute(command).await
+}
+
+/// The scheduled jobs until Ctrl-C or SIGTERM (`nuanxin jobs`, and the `nuanxin-jobs`
+/// binary).
+pub async fn jobs() -> anyhow::Result<()> {
+    execute(Command::Jobs).await
+}
+
+async fn execute(command: Command) -> anyhow::Result<()> {
     // The calendar tools need no configuration or database.
     if let Command::Calendar { command } = command {
         return calendar(command);
