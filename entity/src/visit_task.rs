@@ -3,6 +3,21 @@
 use crate::enums::StringList;
 use sea_orm::entity::prelude::*;
 
+/// The life of a visit (`status`): `open` (claims still wanted; partly claimed while
+/// `claims_count < volunteers_needed`) → `claimed` (every volunteer it needs holds it; a
+/// cadre's pre-assigned visit stays `open` with `assigned_cadre_id`) → `in_progress`
+/// (checked in at the door) → `reported` → `confirmed` (by the family); `open` or `claimed`
+/// → `missed` when the window passes; any → `cancelled`.
+pub mod status {
+    pub const OPEN: &str = "open";
+    pub const CLAIMED: &str = "claimed";
+    pub const IN_PROGRESS: &str = "in_progress";
+    pub const REPORTED: &str = "reported";
+    pub const CONFIRMED: &str = "confirmed";
+    pub const MISSED: &str = "missed";
+    pub const CANCELLED: &str = "cancelled";
+}
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "visit_task")]
 pub struct Model {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use entity::{notification, task_claim, visit_task};
+use entity::{notification, task_claim, visit_task, visit_task::status};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
@@ -82,7 +82,7 @@ pub async fn cancel_ahead(
         .select_only()
         .columns([T::Id, T::WindowStart, T::AssignedCadreId])
         .filter(T::FamilyId.eq(family))
-        .filter(T::Status.is_in(["open", "claimed"]))
+        .filter(T::Status.is_in([status::OPEN, status::CLAIMED]))
         .filter(T::WindowEnd.gt(now))
         .into_tuple()
         .all(txn)
@@ -108,13 +108,13 @@ pub async fn cancel_ahead(
     holders.dedup();
 
     let visits = visit_task::Entity::update_many()
-        .col_expr(T::Status, Expr::value("cancelled"))
+        .col_expr(T::Status, Expr::value(status::CANCELLED))
         .col_expr(T::StatusReason, Expr::value(event.reason()))
         .col_expr(T::ClaimsCount, Expr::value(0))
         .col_expr(T::NeedsAttention, Expr::value(false))
         .col_expr(T::UpdatedAt, Expr::value(now))
         .filter(T::Id.is_in(ids.iter().copied()))
-        .filter(T::Status.is_in(["open", "claimed"]))
+        .filter(T::Status.is_in([status::OPEN, status::CLAIMED]))
         .exec(txn)
         .await?
         .rows_affected;

@@ -118,12 +118,7 @@ const UPDATE_CHUNK: usize = 10_000;
 /// At most this many error messages are kept in [`RunStats::errors`].
 const MAX_ERRORS: usize = 100;
 
-const OPEN: &str = "open";
-const CLAIMED: &str = "claimed";
-const DONE: &str = "done";
-const CONFIRMED: &str = "confirmed";
-const CANCELLED: &str = "cancelled";
-const MISSED: &str = "missed";
+use visit_task::status::{CANCELLED, CLAIMED, CONFIRMED, IN_PROGRESS, MISSED, OPEN, REPORTED};
 
 /// What one run of [`generate`] covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1034,7 +1029,7 @@ async fn visited_families(
         .filter(visit_task::Column::FamilyId.is_in(ids.iter().copied()))
         .filter(
             Condition::any()
-                .add(visit_task::Column::Status.is_in([DONE, CONFIRMED]))
+                .add(visit_task::Column::Status.is_in([IN_PROGRESS, REPORTED, CONFIRMED]))
                 .add(Expr::exists(has_record)),
         )
         .into_tuple()
@@ -1276,7 +1271,12 @@ impl Reconcile<'_> {
         //    splits still covers its parts).
         let covered: HashSet<&str> = existing
             .iter()
-            .filter(|t| matches!(t.status.as_str(), OPEN | CLAIMED | DONE | CONFIRMED))
+            .filter(|t| {
+                matches!(
+                    t.status.as_str(),
+                    OPEN | CLAIMED | IN_PROGRESS | REPORTED | CONFIRMED
+                )
+            })
             .filter(|t| !dropped.contains(&t.id))
             .flat_map(|t| t.components())
             .collect();

@@ -1141,7 +1141,7 @@ async fn mark_missed_marks_only_past_open_or_claimed_visits() {
         let past: Vec<_> = all.iter().filter(|t| t.window_end < now).collect();
         assert!(past.len() >= 4, "{}", t.name);
         // One past visit done, one claimed, one cancelled; the rest open.
-        for (task, status) in past.iter().zip(["done", "claimed", "cancelled"]) {
+        for (task, status) in past.iter().zip(["reported", "claimed", "cancelled"]) {
             let mut m: visit_task::ActiveModel = (*task).clone().into();
             m.status = Set(status.into());
             m.update(db).await.unwrap();
@@ -1153,7 +1153,7 @@ async fn mark_missed_marks_only_past_open_or_claimed_visits() {
             let expect = if task.window_end >= now {
                 "open"
             } else if was.id == past[0].id {
-                "done"
+                "reported"
             } else if was.id == past[2].id {
                 "cancelled"
             } else {
