@@ -37,6 +37,36 @@ pub struct Config {
     pub wechat: WeChatConfig,
     pub jobs: crate::jobs::JobsConfig,
     pub care: CareConfig,
+    pub visits: VisitsConfig,
+}
+
+/// How volunteers take and do visits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VisitsConfig {
+    /// A volunteer may give a visit back up to this many hours before its window opens;
+    /// later only a coordinator can release them.
+    pub unclaim_cutoff_hours: i64,
+    /// A check-in by position must be within this many metres of the family's home.
+    pub checkin_radius_m: f64,
+    /// The family's details stay visible to the holders this many hours after the window.
+    pub details_grace_hours: i64,
+    /// Service hours credited for one visit at most (minutes).
+    pub max_credit_minutes: i64,
+    /// A reported visit the family has not confirmed after this many hours is flagged.
+    pub confirm_within_hours: i64,
+}
+
+impl Default for VisitsConfig {
+    fn default() -> Self {
+        Self {
+            unclaim_cutoff_hours: 24,
+            checkin_radius_m: 500.0,
+            details_grace_hours: 24,
+            max_credit_minutes: 240,
+            confirm_within_hours: 48,
+        }
+    }
 }
 
 /// What families are owed beyond the category rules.
@@ -90,6 +120,7 @@ impl Default for Config {
             wechat: WeChatConfig::default(),
             jobs: Default::default(),
             care: Default::default(),
+            visits: Default::default(),
         }
     }
 }
