@@ -15,8 +15,9 @@ use poem_openapi::{
     payload::Json,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, ModelTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    FromQueryResult, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Select, Set, TransactionTrait,
     sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
@@ -444,6 +445,28 @@ pub struct Invite {
 }
 
 /// A family the caller may manage, or 404.
+/// The families of `scope`, narrowed to a region's subtree (a township: all its villages)
+/// and a category when given: the list and the register export filter alike.
+pub async fn scoped(
+    db: &DatabaseConnection,
+    scope: &Scope,
+    region_id: Option<Uuid>,
+    category: Option<FamilyCategory>,
+) -> ApiResult<Select<family::Entity>> {
+    let mut select = family::Entity::find().filter(in_scope(scope, family::Column::RegionId));
+    if let Some(rid) = region_id {
+        let r = regions::find_in_scope(db, scope, rid).await?;
+        select = select.filter(in_scope(
+            &Scope::Subtrees(vec![r.path]),
+            family::Column::RegionId,
+        ));
+    }
+    if let Some(c) = category {
+        select = select.filter(family::Column::Category.eq(c));
+    }
+    Ok(select)
+}
+
 pub async fn find_in_scope(
     db: &impl ConnectionTrait,
     scope: &Scope,
@@ -674,18 +697,7 @@ impl Api {
     ) -> ApiResult<Json<Page<FamilySummary>>> {
         let scope = auth.0.manager_scope()?;
         let db = &self.0.db;
-        let mut select = family::Entity::find().filter(in_scope(&scope, family::Column::RegionId));
-        if let Some(rid) = region_id.0 {
-            // A region filter narrows to that region's subtree (a township: all its villages).
-            let r = regions::find_in_scope(db, &scope, rid).await?;
-            select = select.filter(in_scope(
-                &Scope::Subtrees(vec![r.path]),
-                family::Column::RegionId,
-            ));
-        }
-        if let Some(c) = category.0 {
-            select = select.filter(family::Column::Category.eq(c));
-        }
+        let mut select = scoped(db, &scope, region_id.0, category.0).await?;
         if let Some(s) = status.0 {
             select = select.filter(family::Column::Status.eq(s));
         }

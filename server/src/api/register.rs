@@ -34,9 +34,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Tag,
+    Tag, families,
     families::{NewFamily, NewMember, insert_family},
-    in_scope, regions,
+    in_scope,
 };
 use crate::{
     app::AppState,
@@ -1596,17 +1596,7 @@ impl Api {
     ) -> ApiResult<ExportResponse> {
         let scope = auth.0.manager_scope()?;
         let db = &self.0.db;
-        let mut select = family::Entity::find().filter(in_scope(&scope, family::Column::RegionId));
-        if let Some(rid) = region_id.0 {
-            let r = regions::find_in_scope(db, &scope, rid).await?;
-            select = select.filter(in_scope(
-                &Scope::Subtrees(vec![r.path]),
-                family::Column::RegionId,
-            ));
-        }
-        if let Some(c) = category.0 {
-            select = select.filter(family::Column::Category.eq(c));
-        }
+        let select = families::scoped(db, &scope, region_id.0, category.0).await?;
         let families = select
             .order_by_asc(family::Column::RegisterNo)
             .order_by_asc(family::Column::Id)
