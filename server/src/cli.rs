@@ -33,8 +33,11 @@ enum Command {
     /// Add N generated families (with the demo regions, staff and volunteers if missing),
     /// for benchmarks: `nuanxin seed --families 100000`.
     Seed {
-        #[arg(long)]
+        #[arg(long, default_value_t = 0)]
         families: usize,
+        /// Also add this many volunteers (for benchmarks of the feed).
+        #[arg(long, default_value_t = 0)]
+        volunteers: usize,
     },
     /// Run only the scheduled jobs (planning, missed visits), without the API: for
     /// deployments that keep them apart from the API instances.
@@ -128,12 +131,19 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             crate::db::migrate(&db).await?;
             tracing::info!("migrations applied");
         }
-        Command::Seed { families } => {
+        Command::Seed {
+            families,
+            volunteers,
+        } => {
             let state = AppState::new(config).await?;
             let started = std::time::Instant::now();
             demo::seed(&state, families).await?;
+            if volunteers > 0 {
+                demo::seed_volunteers(&state, volunteers).await?;
+            }
             tracing::info!(
                 families,
+                volunteers,
                 seconds = started.elapsed().as_secs_f64(),
                 "seeded"
             );

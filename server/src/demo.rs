@@ -46,6 +46,9 @@ const VILLAGE_STEMS: &[&str] = &[
     "西园", "幸福", "光明", "丰收", "龙泉", "凤凰", "双河", "三里", "五星", "梨园", "竹林", "荷塘",
     "安居", "瓦房", "高庄", "李集", "王营", "新桥",
 ];
+/// Volunteers of the demo set.
+const DEMO_VOLUNTEERS: usize = 120;
+
 const TEAMS: &[&str] = &[
     "暖心志愿服务队",
     "巾帼志愿服务队",
@@ -336,13 +339,27 @@ async fn build_skeleton(db: &impl ConnectionTrait) -> anyhow::Result<()> {
         .await?;
         teams.push(row.id);
     }
+    add_volunteers(db, &villages, &teams, 0, DEMO_VOLUNTEERS, &mut rng).await?;
+    Ok(())
+}
+
+/// Demo volunteers `first..first + count` (phones 139 + the number in eight digits),
+/// living around the villages in turn; one in fifteen still waits for approval.
+async fn add_volunteers(
+    db: &impl ConnectionTrait,
+    villages: &[region::Model],
+    teams: &[Uuid],
+    first: usize,
+    count: usize,
+    rng: &mut StdRng,
+) -> anyhow::Result<()> {
     use entity::Skill::*;
-    for i in 0..120 {
+    for i in first..first + count {
         let home = &villages[i % villages.len()];
         let approved = i % 15 != 14;
         let user = add_user(
             db,
-            &name(&mut rng),
+            &name(rng),
             &format!("139{:08}", i),
             approved.then_some((Role::Volunteer, Some(home.id))),
         )
@@ -384,6 +401,25 @@ async fn build_skeleton(db: &impl ConnectionTrait) -> anyhow::Result<()> {
         .insert(db)
         .await?;
     }
+    Ok(())
+}
+
+/// Adds `count` more volunteers to a seeded city (for benchmarks), in one transaction.
+pub async fn seed_volunteers(state: &AppState, count: usize) -> anyhow::Result<()> {
+    let db = &state.db;
+    let villages = villages(db).await?;
+    anyhow::ensure!(!villages.is_empty(), "seed families first: there is no city yet");
+    let teams: Vec<Uuid> = team::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    let first = volunteer::Entity::find().count(db).await? as usize;
+    let mut rng = StdRng::seed_from_u64(7 + first as u64);
+    let txn = db.begin().await?;
+    add_volunteers(&txn, &villages, &teams, first, count, &mut rng).await?;
+    txn.commit().await?;
     Ok(())
 }
 
