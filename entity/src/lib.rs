@@ -2,6 +2,7 @@
 
 pub mod app_user;
 pub mod audit_log;
+pub mod calendar_link;
 pub mod care_rule;
 pub mod consent;
 pub mod enums;
@@ -22,7 +23,10 @@ pub mod service_hours;
 pub mod subscription_quota;
 pub mod task_claim;
 pub mod team;
+pub mod visit_checkin;
+pub mod visit_code;
 pub mod visit_record;
+pub mod visit_request;
 pub mod visit_task;
 pub mod volunteer;
 pub mod wish;

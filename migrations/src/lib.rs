@@ -7,6 +7,9 @@ mod m20261123_000001_core;
 mod m20261124_000002_planning;
 mod m20261124_000003_job_run_period;
 mod m20261124_000004_plan_stamp;
+mod m20261124_000005_feed;
+mod m20261124_000006_visit_codes;
+mod m20261124_000007_calendar_link;
 
 pub struct Migrator;
 
@@ -18,6 +21,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_planning::Migration),
             Box::new(m20261124_000003_job_run_period::Migration),
             Box::new(m20261124_000004_plan_stamp::Migration),
+            Box::new(m20261124_000005_feed::Migration),
+            Box::new(m20261124_000006_visit_codes::Migration),
+            Box::new(m20261124_000007_calendar_link::Migration),
         ]
     }
 }

@@ -96,6 +96,11 @@ pub const REASON_CLOSED: &str = "家庭已销册";
 pub const REASON_DEATH: &str = "家庭成员离世，走访已重新安排";
 pub const REASON_MOVED: &str = "家庭迁往其他地区，走访已重新安排";
 
+/// The part of a `unique_key` that marks a visit made outside the plan: a counsellor's
+/// follow-up created by a visit's report (`<family>:followup:<visit>`). The generator
+/// neither cancels nor rewrites such visits; life events still cancel them.
+pub const FOLLOWUP_KEY_MARK: &str = ":followup:";
+
 /// Reasons written by the generator: a task cancelled or flagged with one of these may be
 /// reopened or unflagged by a later run. Anything else is a person's decision and is left
 /// alone.
@@ -995,6 +1000,7 @@ async fn load_tasks(
         .expr_as(Expr::case(merged(), Expr::col(T::Components)), "components")
         .filter(in_batch(T::FamilyId, first, last, filter))
         .filter(T::WindowEnd.gt(from_midnight))
+        .filter(Expr::col(T::UniqueKey).not_like(format!("%{FOLLOWUP_KEY_MARK}%")))
         .into_model::<TaskRow>()
         .all(db)
         .await?;

@@ -195,6 +195,11 @@ impl Config {
         if let Some(v) = var("NUANXIN_ELDERLY_FESTIVALS") {
             self.care.elderly_festivals = list(v);
         }
+        if let Some(v) = var("NUANXIN_LOGIN_PER_MINUTE") {
+            self.login_per_minute = v.parse().map_err(|_| {
+                anyhow::anyhow!("NUANXIN_LOGIN_PER_MINUTE must be a number, not {v:?}")
+            })?;
+        }
         if let Some(v) = var("NUANXIN_SECRET_KEY") {
             self.secret_key = Some(v);
         }

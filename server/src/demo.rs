@@ -408,7 +408,10 @@ async fn add_volunteers(
 pub async fn seed_volunteers(state: &AppState, count: usize) -> anyhow::Result<()> {
     let db = &state.db;
     let villages = villages(db).await?;
-    anyhow::ensure!(!villages.is_empty(), "seed families first: there is no city yet");
+    anyhow::ensure!(
+        !villages.is_empty(),
+        "seed families first: there is no city yet"
+    );
     let teams: Vec<Uuid> = team::Entity::find()
         .all(db)
         .await?

@@ -23,6 +23,14 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A step the thing's current state does not allow (a visit reported twice): 409, with
+    /// the current state in the body.
+    #[error("{message}")]
+    State {
+        code: &'static str,
+        message: String,
+        state: String,
+    },
     #[error("{0}")]
     TooManyRequests(String),
     #[error("{0}")]
@@ -52,13 +60,22 @@ impl ApiError {
         }
     }
 
+    /// 409 for a step `state` does not allow; the body carries the state.
+    pub fn state(code: &'static str, state: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::State {
+            code,
+            message: message.into(),
+            state: state.into(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::State { .. } => StatusCode::CONFLICT,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -71,7 +88,7 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
-            Self::Conflict { code, .. } => code,
+            Self::Conflict { code, .. } | Self::State { code, .. } => code,
             Self::TooManyRequests(_) => "too_many_requests",
             Self::Upstream(_) => "upstream_unavailable",
             Self::Internal(_) => "internal",
@@ -89,6 +106,9 @@ pub struct ErrorBody {
     /// The offending field of a request, for validation errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The current state, when the request was refused because of it (409).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 pub fn error_response(
@@ -97,12 +117,19 @@ pub fn error_response(
     message: String,
     field: Option<&str>,
 ) -> Response {
-    let body = serde_json::to_string(&ErrorBody {
-        code: code.into(),
-        message,
-        field: field.map(Into::into),
-    })
-    .unwrap_or_default();
+    body_response(
+        status,
+        &ErrorBody {
+            code: code.into(),
+            message,
+            field: field.map(Into::into),
+            state: None,
+        },
+    )
+}
+
+fn body_response(status: StatusCode, body: &ErrorBody) -> Response {
+    let body = serde_json::to_string(body).unwrap_or_default();
     Response::builder()
         .status(status)
         .content_type("application/json; charset=utf-8")
@@ -120,10 +147,22 @@ impl poem::error::ResponseError for ApiError {
             tracing::error!(error = ?err, "internal error");
         }
         let field = match self {
-            Self::Validation { field, .. } => Some(field.as_str()),
+            Self::Validation { field, .. } => Some(field.clone()),
             _ => None,
         };
-        error_response(self.status(), self.code(), self.to_string(), field)
+        let state = match self {
+            Self::State { state, .. } => Some(state.clone()),
+            _ => None,
+        };
+        body_response(
+            self.status(),
+            &ErrorBody {
+                code: self.code().into(),
+                message: self.to_string(),
+                field,
+                state,
+            },
+        )
     }
 }
 

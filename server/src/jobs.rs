@@ -1,5 +1,6 @@
-//! The scheduled jobs of a deployment: planning every family's visits nightly, and marking
-//! visits whose window passed unfulfilled as missed. Every instance fires them; the leader
+//! The scheduled jobs of a deployment: planning every family's visits nightly, marking
+//! visits whose window passed unfulfilled as missed, and flagging reported visits the family
+//! has not confirmed in time (hourly). Every instance fires them; the leader
 //! lease (Redis when configured, else the database) makes one act, and the run ledger makes
 //! a second fire of the same period a no-op.
 
@@ -15,7 +16,7 @@ use scheduler::{
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{app::AppState, cache::Cache};
+use crate::{app::AppState, cache::Cache, config::VisitsConfig};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +26,8 @@ pub struct JobsConfig {
     /// 6-field cron (seconds first), in the deployment's time zone.
     pub plan_cron: String,
     pub missed_cron: String,
+    /// Flags reported visits the family has not confirmed (`visits.confirm_within_hours`).
+    pub unconfirmed_cron: String,
     /// How far ahead visits are planned.
     pub horizon_days: u64,
 }
@@ -35,13 +38,20 @@ impl Default for JobsConfig {
             enabled: true,
             plan_cron: "0 30 2 * * *".into(),
             missed_cron: "0 10 * * * *".into(),
+            unconfirmed_cron: "0 20 * * * *".into(),
             horizon_days: 60,
         }
     }
 }
 
-pub fn specs(config: &JobsConfig, tz: chrono_tz::Tz, festivals: &FestivalSet) -> Vec<JobSpec> {
+pub fn specs(
+    config: &JobsConfig,
+    visits: &VisitsConfig,
+    tz: chrono_tz::Tz,
+    festivals: &FestivalSet,
+) -> Vec<JobSpec> {
     let horizon = config.horizon_days;
+    let confirm_within = visits.confirm_within_hours;
     let festivals = festivals.clone();
     vec![
         JobSpec::new(
@@ -71,6 +81,17 @@ pub fn specs(config: &JobsConfig, tz: chrono_tz::Tz, festivals: &FestivalSet) ->
                 Ok(json!({ "missed": n }))
             },
         ),
+        JobSpec::new(
+            "unconfirmed",
+            config.unconfirmed_cron.clone(),
+            Period::Hourly,
+            move |ctx| async move {
+                let n = crate::api::reports::flag_unconfirmed(&ctx.db, Utc::now(), confirm_within)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(json!({ "flagged": n }))
+            },
+        ),
     ]
 }
 
@@ -89,7 +110,12 @@ pub async fn start(state: &AppState) -> anyhow::Result<JobsHandle> {
         state.db.clone(),
         Arc::new(lease),
         state.tz,
-        specs(&state.config.jobs, state.tz, &state.festivals),
+        specs(
+            &state.config.jobs,
+            &state.config.visits,
+            state.tz,
+            &state.festivals,
+        ),
         holder,
     )
     .await

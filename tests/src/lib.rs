@@ -16,6 +16,8 @@ use server::{
 pub use reqwest;
 pub use serde_json;
 
+pub mod visits;
+
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,

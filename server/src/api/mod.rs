@@ -19,6 +19,7 @@ use crate::{
 };
 
 pub mod auth;
+pub mod calendar_feed;
 pub mod care_rules;
 pub mod families;
 pub mod health;
@@ -26,8 +27,10 @@ pub mod pairings;
 pub mod planning;
 pub mod regions;
 pub mod register;
+pub mod reports;
 pub mod staff;
 pub mod teams;
+pub mod visits;
 pub mod volunteers;
 
 pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
@@ -39,9 +42,12 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
             care_rules::Api(state.clone()),
             register::Api(state.clone()),
             volunteers::Api(state.clone()),
+            visits::Api(state.clone()),
+            calendar_feed::Api(state.clone()),
             teams::Api(state.clone()),
             pairings::Api(state.clone()),
             planning::Api(state.clone()),
+            reports::Api(state.clone()),
             staff::Api(state),
         ),
         "暖心 nuanxin",
@@ -61,6 +67,8 @@ pub enum Tag {
     Families,
     /// 志愿者
     Volunteers,
+    /// 走访：志愿者找走访、认领与放弃、协调员调出、走访详情、我的走访
+    Visits,
     /// 志愿服务队
     Teams,
     /// 一帮一结对
@@ -69,6 +77,8 @@ pub enum Tag {
     Planning,
     /// 协会工作者与责任干部
     Staff,
+    /// 走访记录：签到签退、走访记录、家庭确认、志愿时长
+    Reports,
 }
 
 /// One page of a list.

@@ -24,6 +24,20 @@ enum Rule {
     /// Administrators everywhere; coordinators in their region subtree. Out of scope
     /// answers this status (404 for an id in the path, 422 for an id in the body).
     Manager { other: u16 },
+    /// The holders of a visit: the demo volunteer holds the "own" one (the "other" one is
+    /// held by another volunteer). A manager who can see the visit but does not hold it
+    /// gets 403; anyone else 404, as if it did not exist.
+    Holder,
+    /// People bound to a family as a member: the matrix's family member for a visit of
+    /// their family ("own"); another family's visit answers `other` (0: no id to vary).
+    /// Everyone else is refused with 403.
+    FamilyMember { other: u16 },
+    /// Approved volunteers (the demo volunteer); everyone else 403. The "other" side (a
+    /// visit beyond the volunteer's reach) answers `other` (0: no id to vary).
+    Volunteer { other: u16 },
+    /// Reading one visit: a volunteer who could take it or holds it, coordinators of the
+    /// family's region, administrators; anyone else 404.
+    Visit,
 }
 
 /// Ids on each side: "own" is inside 东城县, "other" inside 西山县.
@@ -37,6 +51,11 @@ struct Ids {
     team: [String; 2],
     pairing: [String; 2],
     cadre: [String; 2],
+    held_visit: [String; 2],
+    /// An open visit the demo volunteer can take ("own"), one beyond their reach ("other").
+    open_visit: [String; 2],
+    /// `/api/visits/{id}/claims/{user}/release` of a visit another volunteer claimed.
+    release: [String; 2],
 }
 
 impl Ids {
@@ -414,6 +433,26 @@ fn cases() -> Vec<Case> {
                 )
             },
         },
+        // The calendar address is the key (phone calendars cannot log in); a made-up one
+        // is 404.
+        Case {
+            method: "GET",
+            spec_path: "/calendar/{file}",
+            rule: Public,
+            call: |_, _| ("/api/calendar/made-up.ics".into(), None),
+        },
+        Case {
+            method: "POST",
+            spec_path: "/me/calendar-feed",
+            rule: LoggedIn,
+            call: |_, _| ("/api/me/calendar-feed".into(), Some(json!({}))),
+        },
+        Case {
+            method: "DELETE",
+            spec_path: "/me/calendar-feed",
+            rule: LoggedIn,
+            call: |_, _| ("/api/me/calendar-feed".into(), None),
+        },
         Case {
             method: "GET",
             spec_path: "/families/{id}/rules",
@@ -475,6 +514,177 @@ fn cases() -> Vec<Case> {
                 )
             },
         },
+        // Doing a visit: its holders only. Bodies that pass the gate but not the visit's
+        // state (no code issued, not checked in) are still admitted.
+        Case {
+            method: "POST",
+            spec_path: "/visits/{id}/checkin",
+            rule: Holder,
+            call: |i, s| {
+                (
+                    format!("/api/visits/{}/checkin", i.pick(&i.held_visit, s)),
+                    Some(json!({"code": "000000"})),
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/visits/{id}/checkout",
+            rule: Holder,
+            call: |i, s| {
+                (
+                    format!("/api/visits/{}/checkout", i.pick(&i.held_visit, s)),
+                    Some(json!({})),
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/visits/{id}/report",
+            rule: Holder,
+            call: |i, s| {
+                (
+                    format!("/api/visits/{}/report", i.pick(&i.held_visit, s)),
+                    Some(json!({"services": ["condolence"]})),
+                )
+            },
+        },
+        Case {
+            method: "PATCH",
+            spec_path: "/visits/{id}/report",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/visits/{}/report", i.pick(&i.held_visit, s)),
+                    Some(json!({"cash_yuan": 10})),
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/visits/{id}/confirm",
+            rule: Holder,
+            call: |i, s| {
+                (
+                    format!("/api/visits/{}/confirm", i.pick(&i.held_visit, s)),
+                    Some(json!({"code": "000000"})),
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/family/visits",
+            rule: FamilyMember { other: 0 },
+            call: |_, _| ("/api/family/visits".into(), None),
+        },
+        Case {
+            method: "GET",
+            spec_path: "/family/visits/{id}/code",
+            rule: FamilyMember { other: 404 },
+            call: |i, s| {
+                (
+                    format!("/api/family/visits/{}/code", i.pick(&i.held_visit, s)),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/family/visits/{id}/confirm",
+            rule: FamilyMember { other: 404 },
+            call: |i, s| {
+                (
+                    format!("/api/family/visits/{}/confirm", i.pick(&i.held_visit, s)),
+                    Some(json!({"rating": 5})),
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/family/visits/{id}/decline",
+            rule: FamilyMember { other: 404 },
+            call: |i, s| {
+                (
+                    format!("/api/family/visits/{}/decline", i.pick(&i.held_visit, s)),
+                    Some(json!({"reason": "矩阵"})),
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/family/visits/{id}/move",
+            rule: FamilyMember { other: 404 },
+            call: |i, s| {
+                (
+                    format!("/api/family/visits/{}/move", i.pick(&i.held_visit, s)),
+                    Some(json!({"reason": "矩阵", "preferred_dates": ["2099-01-01"]})),
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/me/hours",
+            rule: LoggedIn,
+            call: |_, _| ("/api/me/hours".into(), None),
+        },
+        Case {
+            method: "GET",
+            spec_path: "/me/hours/summary",
+            rule: LoggedIn,
+            call: |_, _| ("/api/me/hours/summary".into(), None),
+        },
+        // Finding and taking visits (the claim comes before giving it back).
+        Case {
+            method: "GET",
+            spec_path: "/visits/feed",
+            rule: Volunteer { other: 0 },
+            call: |_, _| ("/api/visits/feed".into(), None),
+        },
+        Case {
+            method: "POST",
+            spec_path: "/visits/{id}/claims",
+            rule: Volunteer { other: 404 },
+            call: |i, s| {
+                (
+                    format!("/api/visits/{}/claims", i.pick(&i.open_visit, s)),
+                    Some(json!({})),
+                )
+            },
+        },
+        Case {
+            method: "DELETE",
+            spec_path: "/visits/{id}/claims/mine",
+            rule: Volunteer { other: 404 },
+            call: |i, s| {
+                (
+                    format!("/api/visits/{}/claims/mine", i.pick(&i.open_visit, s)),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/visits/{id}/claims/{volunteer_user_id}/release",
+            rule: m404,
+            call: |i, s| {
+                (
+                    i.pick(&i.release, s).into(),
+                    Some(json!({"reason": "矩阵"})),
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/visits/{id}",
+            rule: Visit,
+            call: |i, s| (format!("/api/visits/{}", i.pick(&i.open_visit, s)), None),
+        },
+        Case {
+            method: "GET",
+            spec_path: "/me/visits",
+            rule: LoggedIn,
+            call: |_, _| ("/api/me/visits".into(), None),
+        },
     ]
 }
 
@@ -511,6 +721,101 @@ async fn volunteer_in(app: &TestApp, county: &str, status: entity::VolunteerStat
         .expect("a volunteer there")
         .id
         .to_string()
+}
+
+/// A visit of each family, due now and held as claims hold them (an active claim, the
+/// visit claimed): "own" by the demo volunteer, "other" by another volunteer.
+async fn held_visits(app: &TestApp, family: &[String; 2]) -> [String; 2] {
+    use entity::{app_user, task_claim, visit_task};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel, QueryOrder};
+    let db = &app.state.db;
+    let mut out = [String::new(), String::new()];
+    for (k, phone) in [people::VOLUNTEER, "13900000001"].into_iter().enumerate() {
+        let family: uuid::Uuid = family[k].parse().unwrap();
+        server::jobs::replan(&app.state, family).await;
+        let task = visit_task::Entity::find()
+            .filter(visit_task::Column::FamilyId.eq(family))
+            .filter(visit_task::Column::Status.eq("open"))
+            .order_by_asc(visit_task::Column::WindowStart)
+            .one(db)
+            .await
+            .unwrap()
+            .expect("a planned visit");
+        let user = app_user::Entity::find()
+            .filter(app_user::Column::Phone.eq(phone))
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        task_claim::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            task_id: Set(task.id),
+            volunteer_id: Set(user),
+            status: Set(task_claim::ACTIVE.into()),
+            claimed_at: Set(chrono::Utc::now()),
+            released_at: Set(None),
+            released_by: Set(None),
+        }
+        .insert(db)
+        .await
+        .unwrap();
+        let now = chrono::Utc::now();
+        let mut t = task.into_active_model();
+        t.status = Set("claimed".into());
+        t.volunteers_needed = Set(1);
+        t.claims_count = Set(1);
+        // Not the cadre's: the matrix's cadre must not hold it.
+        t.assigned_cadre_id = Set(None);
+        t.window_start = Set(now - chrono::Duration::hours(1));
+        t.window_end = Set(now + chrono::Duration::days(1));
+        out[k] = t.update(db).await.unwrap().id.to_string();
+    }
+    out
+}
+
+/// Per side, for a family of the village made for it: a visit a week ahead for two, one
+/// place taken (the demo volunteer lives near the "own" village and far from the
+/// "other"), and a release path for a visit claimed by a volunteer.
+async fn visit_rows(app: &TestApp, village: &[String; 2]) -> ([String; 2], [String; 2]) {
+    use tests::visits::{VisitSpec, VolunteerSpec};
+    let mut open = [String::new(), String::new()];
+    let mut release = [String::new(), String::new()];
+    let start = chrono::Utc::now() + chrono::Duration::days(8);
+    for k in 0..2 {
+        let v = entity::region::Entity::find_by_id(village[k].parse::<uuid::Uuid>().unwrap())
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let at = (v.lat.unwrap(), v.lng.unwrap());
+        let f = app
+            .family_at(
+                &v.name,
+                entity::FamilyCategory::Hardship,
+                "矩阵户",
+                Some(at),
+            )
+            .await;
+        let half = app.visit(VisitSpec::new(f, start, 24).needing(2)).await;
+        let claimed = app
+            .visit(VisitSpec::new(f, start + chrono::Duration::days(7), 24))
+            .await;
+        // Claimed (in part), so that the planning rows leave them alone.
+        let holder = app.volunteer(VolunteerSpec::at(at.0, at.1)).await;
+        for visit in [half, claimed] {
+            app.post(
+                &format!("/api/visits/{visit}/claims"),
+                Some(&holder.token),
+                json!({}),
+            )
+            .await
+            .ok();
+        }
+        open[k] = half.to_string();
+        release[k] = format!("/api/visits/{claimed}/claims/{}/release", holder.user_id);
+    }
+    (open, release)
 }
 
 async fn ids(app: &TestApp) -> Ids {
@@ -570,7 +875,11 @@ async fn ids(app: &TestApp) -> Ids {
         )
         .await;
     }
+    let (open_visit, release) = visit_rows(app, &village).await;
     Ids {
+        held_visit: held_visits(app, &family).await,
+        open_visit,
+        release,
         volunteer: [
             volunteer_in(app, "东城县", entity::VolunteerStatus::Approved).await,
             volunteer_in(app, "西山县", entity::VolunteerStatus::Approved).await,
@@ -755,6 +1064,126 @@ async fn every_endpoint_answers_every_role_as_the_rules_say() {
                         !matches!(r.status.as_u16(), 401 | 403 | 500..),
                         "{what} as admin ({side:?}): {} {}",
                         r.status,
+                        r.body
+                    );
+                }
+            }
+            Rule::Holder => {
+                let r = call(&app, &case, &ids, Side::Own, None).await;
+                assert_eq!(r.status.as_u16(), 401, "{what} anonymous: {}", r.body);
+                let r = call(&app, &case, &ids, Side::Own, Some(&volunteer)).await;
+                assert!(
+                    !matches!(r.status.as_u16(), 401 | 403 | 404 | 500..),
+                    "{what} as the holder: {} {}",
+                    r.status,
+                    r.body
+                );
+                let expect = [
+                    ("volunteer", volunteer.as_str(), [0, 404]),
+                    ("family", family_token.as_str(), [404, 404]),
+                    ("cadre", cadre.as_str(), [404, 404]),
+                    ("coordinator", coordinator.as_str(), [403, 404]),
+                    ("admin", admin.as_str(), [403, 403]),
+                ];
+                for (role, token, [own, other]) in expect {
+                    for (side, status) in [(Side::Own, own), (Side::Other, other)] {
+                        if status == 0 {
+                            continue;
+                        }
+                        let r = call(&app, &case, &ids, side, Some(token)).await;
+                        assert_eq!(
+                            r.status.as_u16(),
+                            status,
+                            "{what} as {role} ({side:?}): {}",
+                            r.body
+                        );
+                    }
+                }
+            }
+            Rule::Volunteer { other } => {
+                let r = call(&app, &case, &ids, Side::Own, None).await;
+                assert_eq!(r.status.as_u16(), 401, "{what} anonymous: {}", r.body);
+                for (role, token) in [
+                    ("family", family_token.as_str()),
+                    ("cadre", cadre.as_str()),
+                    ("coordinator", coordinator.as_str()),
+                    ("admin", admin.as_str()),
+                ] {
+                    for side in [Side::Own, Side::Other] {
+                        let r = call(&app, &case, &ids, side, Some(token)).await;
+                        assert_eq!(
+                            r.status.as_u16(),
+                            403,
+                            "{what} as {role} ({side:?}): {}",
+                            r.body
+                        );
+                    }
+                }
+                let r = call(&app, &case, &ids, Side::Own, Some(&volunteer)).await;
+                assert!(
+                    r.status.is_success() || r.status == 409,
+                    "{what} as the volunteer: {} {}",
+                    r.status,
+                    r.body
+                );
+                if other != 0 {
+                    let r = call(&app, &case, &ids, Side::Other, Some(&volunteer)).await;
+                    assert_eq!(
+                        r.status.as_u16(),
+                        other,
+                        "{what} as the volunteer, out of reach: {}",
+                        r.body
+                    );
+                }
+            }
+            Rule::Visit => {
+                let r = call(&app, &case, &ids, Side::Own, None).await;
+                assert_eq!(r.status.as_u16(), 401, "{what} anonymous: {}", r.body);
+                let expect = [
+                    ("volunteer", volunteer.as_str(), [200, 404]),
+                    ("family", family_token.as_str(), [404, 404]),
+                    ("cadre", cadre.as_str(), [404, 404]),
+                    ("coordinator", coordinator.as_str(), [200, 404]),
+                    ("admin", admin.as_str(), [200, 200]),
+                ];
+                for (role, token, [own, other]) in expect {
+                    for (side, status) in [(Side::Own, own), (Side::Other, other)] {
+                        let r = call(&app, &case, &ids, side, Some(token)).await;
+                        assert_eq!(
+                            r.status.as_u16(),
+                            status,
+                            "{what} as {role} ({side:?}): {}",
+                            r.body
+                        );
+                    }
+                }
+            }
+            Rule::FamilyMember { other } => {
+                let r = call(&app, &case, &ids, Side::Own, None).await;
+                assert_eq!(r.status.as_u16(), 401, "{what} anonymous: {}", r.body);
+                for (role, token) in [
+                    ("volunteer", volunteer.as_str()),
+                    ("cadre", cadre.as_str()),
+                    ("coordinator", coordinator.as_str()),
+                    ("admin", admin.as_str()),
+                ] {
+                    let r = call(&app, &case, &ids, Side::Own, Some(token)).await;
+                    assert_eq!(r.status.as_u16(), 403, "{what} as {role}: {}", r.body);
+                }
+                let r = call(&app, &case, &ids, Side::Own, Some(&family_token)).await;
+                // Admitted: done, or refused only by the visit's state.
+                assert!(
+                    !matches!(r.status.as_u16(), 401 | 403 | 404 | 500..),
+                    "{what} as the family: {} {}",
+                    r.status,
+                    r.body
+                );
+                if other != 0 {
+                    let r = call(&app, &case, &ids, Side::Other, Some(&family_token)).await;
+                    assert_eq!(
+                        r.status.as_u16(),
+                        other,
+                        "{what} as another family: {}",
                         r.body
                     );
                 }

@@ -3,7 +3,9 @@
 
 mod access;
 mod auth;
+mod calendar_feed;
 mod care_rules;
+mod claim_storm;
 mod families;
 mod health;
 mod jobs;
@@ -11,6 +13,8 @@ mod planning;
 mod regions;
 mod register;
 mod replanning;
+mod reports;
 mod staff;
+mod visits;
 mod volunteers;
 mod wechat;
