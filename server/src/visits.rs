@@ -1,8 +1,15 @@
 //! Who holds a visit: the volunteers with a live claim on it, or the cadre it was
 //! assigned to. Shared by every endpoint that acts on a held visit.
 
-use entity::{task_claim, visit_task};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{family, region, task_claim, visit_task, visit_task::status};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+    sea_query::{Query, UnionType},
+};
 use uuid::Uuid;
 
 /// Whether `user` holds `task`: an active claim (`task_claim.volunteer_id` is the
@@ -24,76 +31,84 @@ pub async fn holds<C: ConnectionTrait>(
     Ok(claims > 0)
 }
 
+/// Visits `user` holds: an active claim, or the pre-assignment to their cadre. One
+/// `id IN (… UNION ALL …)`: each half uses its index, where an OR of the two would read
+/// every visit.
+pub fn held_by(user: Uuid) -> Condition {
+    let assigned = Query::select()
+        .column(visit_task::Column::Id)
+        .from(visit_task::Entity)
+        .and_where(visit_task::Column::AssignedCadreId.eq(user))
+        .to_owned();
+    let held = Query::select()
+        .column(task_claim::Column::TaskId)
+        .from(task_claim::Entity)
+        .and_where(task_claim::Column::VolunteerId.eq(user))
+        .and_where(task_claim::Column::Status.eq(task_claim::ACTIVE))
+        .union(UnionType::All, assigned)
+        .to_owned();
+    Condition::all().add(visit_task::Column::Id.in_subquery(held))
+}
+
+/// The names of these regions (villages, for the masked view of a family).
+pub async fn village_names(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<HashMap<Uuid, String>, DbErr> {
+    let mut ids: Vec<Uuid> = ids.into_iter().collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(region::Entity::find()
+        .select_only()
+        .columns([region::Column::Id, region::Column::Name])
+        .filter(region::Column::Id.is_in(ids))
+        .into_tuple::<(Uuid, String)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect())
+}
+
 /// The visits `user` holds whose window overlaps `[from, to)`, not cancelled or missed,
 /// soonest first, with their family's village name.
 pub async fn held<C: ConnectionTrait>(
     db: &C,
     user: Uuid,
-    from: chrono::DateTime<chrono::Utc>,
-    to: chrono::DateTime<chrono::Utc>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<(visit_task::Model, String)>, DbErr> {
-    use entity::{family, region, visit_task::status};
-    use sea_orm::{Condition, QueryOrder, QuerySelect};
-    // Two indexed reads (a claim list, a cadre's assignments) rather than one OR, which
-    // PostgreSQL answers by reading every visit.
-    let claimed: Vec<Uuid> = task_claim::Entity::find()
-        .select_only()
-        .column(task_claim::Column::TaskId)
-        .filter(task_claim::Column::VolunteerId.eq(user))
-        .filter(task_claim::Column::Status.eq(task_claim::ACTIVE))
-        .into_tuple()
-        .all(db)
-        .await?;
-    let window = || {
-        Condition::all()
-            .add(visit_task::Column::Status.is_not_in([status::CANCELLED, status::MISSED]))
-            .add(visit_task::Column::WindowEnd.gt(from))
-            .add(visit_task::Column::WindowStart.lt(to))
-    };
-    let mut tasks = visit_task::Entity::find()
-        .filter(visit_task::Column::AssignedCadreId.eq(user))
-        .filter(window())
+    let tasks = visit_task::Entity::find()
+        .filter(held_by(user))
+        .filter(visit_task::Column::Status.is_not_in([status::CANCELLED, status::MISSED]))
+        .filter(visit_task::Column::WindowEnd.gt(from))
+        .filter(visit_task::Column::WindowStart.lt(to))
         .order_by_asc(visit_task::Column::WindowStart)
+        .order_by_asc(visit_task::Column::Id)
         .limit(limit)
         .all(db)
         .await?;
-    for chunk in claimed.chunks(500) {
-        tasks.extend(
-            visit_task::Entity::find()
-                .filter(visit_task::Column::Id.is_in(chunk.iter().copied()))
-                .filter(window())
-                .all(db)
-                .await?,
-        );
-    }
-    tasks.sort_by_key(|t| (t.window_start, t.id));
-    tasks.dedup_by_key(|t| t.id);
-    tasks.truncate(limit as usize);
-    let families: Vec<(Uuid, Uuid)> = family::Entity::find()
+    let regions: HashMap<Uuid, Uuid> = family::Entity::find()
         .select_only()
         .columns([family::Column::Id, family::Column::RegionId])
         .filter(family::Column::Id.is_in(tasks.iter().map(|t| t.family_id)))
-        .into_tuple()
-        .all(db)
-        .await?;
-    let names: std::collections::HashMap<Uuid, String> = region::Entity::find()
-        .select_only()
-        .columns([region::Column::Id, region::Column::Name])
-        .filter(region::Column::Id.is_in(families.iter().map(|f| f.1)))
-        .into_tuple::<(Uuid, String)>()
+        .into_tuple::<(Uuid, Uuid)>()
         .all(db)
         .await?
         .into_iter()
         .collect();
-    let villages: std::collections::HashMap<Uuid, String> = families
-        .into_iter()
-        .filter_map(|(f, r)| names.get(&r).map(|n| (f, n.clone())))
-        .collect();
+    let names = village_names(db, regions.values().copied()).await?;
     Ok(tasks
         .into_iter()
         .map(|t| {
-            let village = villages.get(&t.family_id).cloned().unwrap_or_default();
+            let village = regions
+                .get(&t.family_id)
+                .and_then(|r| names.get(r))
+                .cloned()
+                .unwrap_or_default();
             (t, village)
         })
         .collect())

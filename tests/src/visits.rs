@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use entity::{
     FamilyCategory, FamilyStatus, Role, Skill, StringList, UserStatus, VolunteerStatus, app_user,
-    family, role_grant, visit_task, volunteer,
+    family, role_grant, task_claim, visit_task, volunteer,
 };
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
@@ -108,6 +108,31 @@ impl TestApp {
             .expect("query")
             .unwrap_or_else(|| panic!("no user {phone}"))
             .id
+    }
+
+    /// These accounts hold the visit, as claims through the API would leave it: an active
+    /// claim each, and the visit fully claimed by them.
+    pub async fn hold(&self, task: &visit_task::Model, users: &[Uuid]) -> visit_task::Model {
+        let db = &self.state.db;
+        for user in users {
+            task_claim::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                task_id: Set(task.id),
+                volunteer_id: Set(*user),
+                status: Set(task_claim::ACTIVE.into()),
+                claimed_at: Set(Utc::now()),
+                released_at: Set(None),
+                released_by: Set(None),
+            }
+            .insert(db)
+            .await
+            .expect("claim");
+        }
+        let mut t: visit_task::ActiveModel = task.clone().into();
+        t.status = Set(visit_task::status::CLAIMED.into());
+        t.volunteers_needed = Set(users.len() as i32);
+        t.claims_count = Set(users.len() as i32);
+        t.update(db).await.expect("visit")
     }
 
     /// A family in `village` living at `at` (or nowhere recorded), written to the register

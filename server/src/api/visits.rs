@@ -423,25 +423,6 @@ async fn volunteer_and_held(
     Ok((v, held))
 }
 
-/// Visits `user` holds: an active claim, or the pre-assignment to their cadre. One
-/// `id IN (… UNION ALL …)`: each half uses its index, where an OR of the two would read
-/// every visit.
-fn held_by(user: Uuid) -> Condition {
-    let assigned = Sql::select()
-        .column(visit_task::Column::Id)
-        .from(visit_task::Entity)
-        .and_where(visit_task::Column::AssignedCadreId.eq(user))
-        .to_owned();
-    let held = Sql::select()
-        .column(task_claim::Column::TaskId)
-        .from(task_claim::Entity)
-        .and_where(task_claim::Column::VolunteerId.eq(user))
-        .and_where(task_claim::Column::Status.eq(task_claim::ACTIVE))
-        .union(UnionType::All, assigned)
-        .to_owned();
-    Condition::all().add(visit_task::Column::Id.in_subquery(held))
-}
-
 async fn task_and_family(
     db: &impl ConnectionTrait,
     id: Uuid,
@@ -962,27 +943,6 @@ async fn page_details(
             .map(|r| (r.id, r))
             .collect(),
     )
-}
-
-async fn village_names(
-    db: &impl ConnectionTrait,
-    ids: impl IntoIterator<Item = Uuid>,
-) -> Result<HashMap<Uuid, String>, DbErr> {
-    let mut ids: Vec<Uuid> = ids.into_iter().collect();
-    ids.sort();
-    ids.dedup();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(region::Entity::find()
-        .select_only()
-        .columns([region::Column::Id, region::Column::Name])
-        .filter(region::Column::Id.is_in(ids))
-        .into_tuple::<(Uuid, String)>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect())
 }
 
 /// A position given as `lat` and `lng` (both or neither, on Earth).
@@ -1730,7 +1690,7 @@ impl Api {
                 .add(T::Status.is_in([status::OPEN, status::CLAIMED]))
                 .add(T::WindowEnd.gt(now)),
         );
-        let mut select = visit_task::Entity::find().filter(held_by(user));
+        let mut select = visit_task::Entity::find().filter(crate::visits::held_by(user));
         select = match when {
             When::Upcoming => select.filter(upcoming),
             When::Past => select
@@ -1781,7 +1741,7 @@ impl Api {
             .into_iter()
             .map(|(id, c, r)| (id, (c, r)))
             .collect();
-        let villages = village_names(db, families.values().map(|f| f.1)).await?;
+        let villages = crate::visits::village_names(db, families.values().map(|f| f.1)).await?;
         let items = rows
             .into_iter()
             .filter_map(|t| {

@@ -1,10 +1,7 @@
 //! A volunteer subscribes their phone's calendar to the visits they hold.
 
-use chrono::Utc;
-use entity::{app_user, task_claim, visit_task};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-};
+use entity::visit_task;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use tests::*;
 use uuid::Uuid;
@@ -37,27 +34,8 @@ async fn a_volunteer_subscribes_to_their_visits_and_can_turn_the_address_off() {
         .unwrap()
         .expect("a planned home visit");
     // The demo volunteer holds it.
-    let volunteer = app_user::Entity::find()
-        .filter(app_user::Column::Phone.eq(people::VOLUNTEER))
-        .one(db)
-        .await
-        .unwrap()
-        .unwrap();
-    task_claim::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        task_id: Set(task.id),
-        volunteer_id: Set(volunteer.id),
-        status: Set(task_claim::ACTIVE.into()),
-        claimed_at: Set(Utc::now()),
-        released_at: Set(None),
-        released_by: Set(None),
-    }
-    .insert(db)
-    .await
-    .unwrap();
-    let mut t = task.clone().into_active_model();
-    t.claims_count = Set(1);
-    t.update(db).await.unwrap();
+    let volunteer = app.user_id(people::VOLUNTEER).await;
+    app.hold(&task, &[volunteer]).await;
 
     let token = app.token_for(people::VOLUNTEER).await;
     app.post("/api/me/calendar-feed", None, json!({}))

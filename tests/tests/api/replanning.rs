@@ -2,10 +2,8 @@
 //! move, a closed case) cancels everything ahead and tells whoever held those visits.
 
 use chrono::{Days, NaiveDate, Utc};
-use entity::{app_user, notification, task_claim, visit_task};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-};
+use entity::{notification, task_claim, visit_task};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use tests::*;
 use uuid::Uuid;
@@ -54,32 +52,10 @@ fn live(tasks: &[visit_task::Model]) -> Vec<&visit_task::Model> {
         .collect()
 }
 
-/// A demo volunteer's account claims `task` (as the visit flow will).
+/// The demo volunteer holds `task` (as a claim through the API leaves it).
 async fn claim(app: &TestApp, task: &visit_task::Model) -> Uuid {
-    let db = &app.state.db;
-    let user = app_user::Entity::find()
-        .filter(app_user::Column::Phone.eq(people::VOLUNTEER))
-        .one(db)
-        .await
-        .unwrap()
-        .expect("the demo volunteer")
-        .id;
-    task_claim::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        task_id: Set(task.id),
-        volunteer_id: Set(user),
-        status: Set(task_claim::ACTIVE.into()),
-        claimed_at: Set(Utc::now()),
-        released_at: Set(None),
-        released_by: Set(None),
-    }
-    .insert(db)
-    .await
-    .unwrap();
-    let mut t = task.clone().into_active_model();
-    t.status = Set("claimed".into());
-    t.claims_count = Set(1);
-    t.update(db).await.unwrap();
+    let user = app.user_id(people::VOLUNTEER).await;
+    app.hold(task, &[user]).await;
     user
 }
 

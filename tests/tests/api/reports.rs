@@ -101,16 +101,6 @@ async fn bind_mother(app: &TestApp, coordinator: &str, family: Uuid, detail: &Va
         .to_string()
 }
 
-async fn user_id(app: &TestApp, phone: &str) -> Uuid {
-    app_user::Entity::find()
-        .filter(app_user::Column::Phone.eq(phone))
-        .one(&app.state.db)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("no user {phone}"))
-        .id
-}
-
 /// A planned visit of the family nobody holds yet (the family has no 一帮一 cadre, so its
 /// cadre visits are unassigned too), moved to today: its window opened an hour ago and
 /// lasts a day. `channel` picks a home visit or a phone call.
@@ -135,29 +125,13 @@ async fn visit_due_now(app: &TestApp, family: Uuid, channel: &str) -> visit_task
     t.update(db).await.unwrap()
 }
 
-/// The volunteers of `phones` claim the visit (as the claim endpoint will): an active
-/// claim each, and the visit fully claimed by them.
+/// The volunteers of `phones` hold the visit (as the claim endpoint leaves it).
 async fn hold(app: &TestApp, task: &visit_task::Model, phones: &[&str]) -> visit_task::Model {
-    let db = &app.state.db;
+    let mut users = Vec::new();
     for phone in phones {
-        task_claim::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            task_id: Set(task.id),
-            volunteer_id: Set(user_id(app, phone).await),
-            status: Set(task_claim::ACTIVE.into()),
-            claimed_at: Set(Utc::now()),
-            released_at: Set(None),
-            released_by: Set(None),
-        }
-        .insert(db)
-        .await
-        .unwrap();
+        users.push(app.user_id(phone).await);
     }
-    let mut t = task.clone().into_active_model();
-    t.status = Set("claimed".into());
-    t.volunteers_needed = Set(phones.len() as i32);
-    t.claims_count = Set(phones.len() as i32);
-    t.update(db).await.unwrap()
+    app.hold(task, &users).await
 }
 
 async fn task(app: &TestApp, id: Uuid) -> visit_task::Model {
@@ -241,7 +215,7 @@ fn full_report() -> Value {
 /// Sets a holder's check-in back in time, as if they had arrived `minutes` ago.
 async fn arrived_ago(app: &TestApp, task: Uuid, phone: &str, minutes: i64) {
     let db = &app.state.db;
-    let user = user_id(app, phone).await;
+    let user = app.user_id(phone).await;
     let c = visit_checkin::Entity::find()
         .filter(visit_checkin::Column::TaskId.eq(task))
         .filter(visit_checkin::Column::UserId.eq(user))
@@ -255,7 +229,7 @@ async fn arrived_ago(app: &TestApp, task: Uuid, phone: &str, minutes: i64) {
 }
 
 async fn hours_of(app: &TestApp, phone: &str) -> Vec<service_hours::Model> {
-    let user = user_id(app, phone).await;
+    let user = app.user_id(phone).await;
     service_hours::Entity::find()
         .filter(service_hours::Column::VolunteerId.eq(user))
         .all(&app.state.db)
@@ -286,7 +260,7 @@ async fn a_visit_from_the_door_to_the_familys_confirmation() {
     let visitors = item["visitors"].as_array().unwrap();
     assert_eq!(visitors.len(), 2);
     for (v, phone) in visitors.iter().zip([people::VOLUNTEER, VOLUNTEER_2]) {
-        let user = app_user::Entity::find_by_id(user_id(&app, phone).await)
+        let user = app_user::Entity::find_by_id(app.user_id(phone).await)
             .one(&app.state.db)
             .await
             .unwrap()
@@ -890,7 +864,7 @@ async fn the_family_declines_or_moves_a_visit_and_the_holders_are_told() {
     let second = hold(&app, &second, &[people::VOLUNTEER, VOLUNTEER_2])
         .await
         .id;
-    let volunteer = user_id(&app, people::VOLUNTEER).await;
+    let volunteer = app.user_id(people::VOLUNTEER).await;
 
     // Bad input first: nothing is recorded.
     app.post(
@@ -1130,7 +1104,7 @@ async fn a_cadre_reports_a_pre_assigned_visit_and_a_phone_call_needs_no_door() {
     let app = spawn_app().await;
     let (family, detail) = new_family(&app, people::EAST_COUNTY, "杨柳村", "RP-7").await;
     let mother = bind_mother(&app, people::EAST_COUNTY, family, &detail).await;
-    let cadre = user_id(&app, people::TAOYUAN_CADRE).await;
+    let cadre = app.user_id(people::TAOYUAN_CADRE).await;
     // A visit the rules gave to the family's cadre: open, pre-assigned.
     let visit = visit_due_now(&app, family, "home_visit").await;
     let mut t = visit.clone().into_active_model();
