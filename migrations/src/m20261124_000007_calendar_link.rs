@@ -1,5 +1,5 @@
-//! `calendar_link`: one secret calendar-feed address per person (only its hash is kept);
-//! and an index to find the visits assigned to a cadre (their calendar, their visits).
+//! `calendar_link`: one secret calendar-feed address per person (only its hash is kept).
+//! (A cadre's visits are found through `ix_visit_task_cadre_window` of the feed migration.)
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -24,15 +24,6 @@ impl MigrationTrait for Migration {
                         .to("app_user", "id")
                         .on_delete(ForeignKeyAction::Cascade),
                 )
-                .take(),
-        )
-        .await?;
-        m.create_index(
-            Index::create()
-                .name("ix_visit_task_assigned_cadre_id_window_start")
-                .table("visit_task")
-                .col("assigned_cadre_id")
-                .col("window_start")
                 .take(),
         )
         .await
