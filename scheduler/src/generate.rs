@@ -381,8 +381,9 @@ async fn fetch(
     let rows = load_families(db, after, batch, region, opts.family, skip).await?;
     let last = rows.last().map(|r| r.id);
     let full = rows.len() == batch;
-    let filter = BatchFilter { region, skip };
-    let loaded = load_batch(db, rows, filter, opts.from, from_midnight).await?;
+    // The range of a batch holds only its own families unless the run skips some.
+    let exact = region.is_some() || skip.is_some();
+    let loaded = load_batch(db, rows, exact, opts.from, from_midnight).await?;
     Ok(Fetched {
         loaded,
         last,
@@ -503,11 +504,7 @@ pub async fn preview(
         .one(db)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("family {family_id}")))?;
-    let none = BatchFilter {
-        region: None,
-        skip: None,
-    };
-    let loaded = load_batch(db, vec![row], none, from, local_midnight(tz, from)).await?;
+    let loaded = load_batch(db, vec![row], false, from, local_midnight(tz, from)).await?;
     let errors = loaded.errors.clone();
     let Some(family) = loaded.families.first() else {
         // The family's row could not be read (an unknown category or status).
@@ -790,15 +787,6 @@ fn regions_under(path: &str) -> sea_orm::sea_query::SelectStatement {
         .to_owned()
 }
 
-/// Which families of an id range a batch holds, besides the range.
-#[derive(Clone, Copy)]
-struct BatchFilter<'a> {
-    /// Those of a region subtree.
-    region: Option<&'a str>,
-    /// Those not planned with this stamp.
-    skip: Option<&'a str>,
-}
-
 /// Families not planned with `stamp`.
 fn needs_planning(stamp: &str) -> Condition {
     Condition::any()
@@ -807,26 +795,31 @@ fn needs_planning(stamp: &str) -> Condition {
 }
 
 /// The rows of a batch's families: `col` between the first and the last id of the batch
-/// (an index range, never a thousand-element `IN` list, which PostgreSQL may check row by
-/// row), and, when the run skips some families, only those of the batch's families.
-fn in_batch<C: ColumnTrait>(col: C, first: Uuid, last: Uuid, filter: BatchFilter) -> Condition {
-    let mut c = Condition::all().add(col.between(first, last));
-    if filter.region.is_none() && filter.skip.is_none() {
+/// (an index range), and, when the range may hold families the batch skipped (other
+/// regions, families already planned), those of the batch's own ids. The ids are the
+/// families read, never a condition evaluated again: another run may stamp a family
+/// between the two reads, and its members must not vanish from this run's plan.
+fn in_batch<C: ColumnTrait>(
+    col: C,
+    first: Uuid,
+    last: Uuid,
+    ids: Option<&[Uuid]>,
+    backend: DbBackend,
+) -> Condition {
+    let c = Condition::all().add(col.between(first, last));
+    let Some(ids) = ids.filter(|ids| ids.len() > 1) else {
         return c;
+    };
+    if backend == DbBackend::Postgres {
+        // One array parameter: a thousand-element `IN` list costs PostgreSQL a plan each time.
+        let array = Value::Array(
+            ArrayType::Uuid,
+            Some(Box::new(ids.iter().map(|&id| Value::from(id)).collect())),
+        );
+        let sql = format!("\"{}\" = ANY($1)", col.as_str());
+        return c.add(Expr::cust_with_values(sql, [array]));
     }
-    let mut families = Query::select()
-        .column(family::Column::Id)
-        .from(family::Entity)
-        .and_where(family::Column::Id.between(first, last))
-        .to_owned();
-    if let Some(path) = filter.region {
-        families.and_where(family::Column::RegionId.in_subquery(regions_under(path)));
-    }
-    if let Some(stamp) = filter.skip {
-        families.cond_where(needs_planning(stamp));
-    }
-    c = c.add(col.in_subquery(families));
-    c
+    c.add(col.is_in(ids.iter().copied()))
 }
 
 fn escape_like(s: &str) -> String {
@@ -845,7 +838,7 @@ fn escape_like(s: &str) -> String {
 async fn load_batch(
     db: &DatabaseConnection,
     rows: Vec<FamilyRow>,
-    filter: BatchFilter<'_>,
+    exact: bool,
     from: NaiveDate,
     from_midnight: DateTime<Utc>,
 ) -> Result<Loaded, DbErr> {
@@ -859,6 +852,11 @@ async fn load_batch(
         });
     };
 
+    let mut ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    ids.sort_unstable();
+    let only = exact.then_some(ids.as_slice());
+    let backend = db.get_database_backend();
+
     // Three independent reads, on three connections at once.
     let members_q = family_member::Entity::find()
         .select_only()
@@ -867,26 +865,37 @@ async fn load_batch(
             family_member::Column::FamilyId,
             first,
             last,
-            filter,
+            only,
+            backend,
         ))
         .into_model::<MemberRow>()
         .all(db);
     let pairings_q = pairing::Entity::find()
         .select_only()
         .columns([pairing::Column::FamilyId, pairing::Column::CadreId])
-        .filter(in_batch(pairing::Column::FamilyId, first, last, filter))
+        .filter(in_batch(
+            pairing::Column::FamilyId,
+            first,
+            last,
+            only,
+            backend,
+        ))
         .filter(pairing::Column::EndedOn.is_null())
         // The latest current pairing wins.
         .order_by_asc(pairing::Column::StartedOn)
         .order_by_asc(pairing::Column::CreatedAt)
         .into_model::<PairingRow>()
         .all(db);
-    let tasks_q = load_tasks(db, first, last, filter, from_midnight);
+    let tasks_q = load_tasks(db, first, last, only, from_midnight);
     let (member_rows, pairings, tasks) = tokio::join!(members_q, pairings_q, tasks_q);
 
     let mut flawed = HashSet::new();
     let mut members: HashMap<Uuid, Vec<MemberInput>> = HashMap::with_capacity(rows.len());
     for m in member_rows? {
+        // A family created inside the range since the batch was read is not planned here.
+        if ids.binary_search(&m.family_id).is_err() {
+            continue;
+        }
         match member_input(&m) {
             Ok(input) => members.entry(m.family_id).or_default().push(input),
             Err(e) => {
@@ -984,7 +993,7 @@ async fn load_tasks(
     db: &DatabaseConnection,
     first: Uuid,
     last: Uuid,
-    filter: BatchFilter<'_>,
+    only: Option<&[Uuid]>,
     from_midnight: DateTime<Utc>,
 ) -> Result<HashMap<Uuid, Vec<TaskRow>>, DbErr> {
     use visit_task::Column as T;
@@ -998,7 +1007,13 @@ async fn load_tasks(
         .select_only()
         .columns(TASK_COLUMNS)
         .expr_as(Expr::case(merged(), Expr::col(T::Components)), "components")
-        .filter(in_batch(T::FamilyId, first, last, filter))
+        .filter(in_batch(
+            T::FamilyId,
+            first,
+            last,
+            only,
+            db.get_database_backend(),
+        ))
         .filter(T::WindowEnd.gt(from_midnight))
         .filter(Expr::col(T::UniqueKey).not_like(format!("%{FOLLOWUP_KEY_MARK}%")))
         .into_model::<TaskRow>()
