@@ -63,6 +63,11 @@ impl Point {
     pub fn distance_m(self, other: Point) -> f64 {
         distance_m(self.lat, self.lng, other.lat, other.lng)
     }
+
+    /// [`crate::geo::planar_m`] from this point.
+    pub fn planar_m(self, other: Point) -> f64 {
+        crate::geo::planar_m(self.lat, self.lng, other.lat, other.lng)
+    }
 }
 
 /// A visit's window, `[start, end)`.
@@ -293,7 +298,8 @@ pub fn local_midnight(tz: Tz, day: chrono::NaiveDate) -> DateTime<Utc> {
 
 /// The distance group of a distance: what the volunteer is shown is `band × 0.5 km`.
 pub fn band(d_m: f64) -> i32 {
-    (d_m / BAND_M).round() as i32
+    // As the feed's SQL computes it (floor(d / 500 + 0.5)).
+    (d_m / BAND_M + 0.5).floor() as i32
 }
 
 /// The distance (metres) every member of groups `..=b` is closer than.

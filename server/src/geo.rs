@@ -11,12 +11,30 @@ pub fn distance_m(lat1: f64, lng1: f64, lat2: f64, lng2: f64) -> f64 {
     2.0 * EARTH_RADIUS_M * a.sqrt().asin()
 }
 
+/// Metres in a degree of latitude (and of longitude on the equator).
+pub const METRES_PER_DEGREE: f64 = 111_195.0;
+
+/// Metres per degree of longitude at latitude `lat`.
+pub fn metres_per_degree_lng(lat: f64) -> f64 {
+    METRES_PER_DEGREE * lat.to_radians().cos().max(0.01)
+}
+
+/// Distance in metres on a flat map centred on the origin (`lat0`, `lng0`): the feed's
+/// distance, because the database computes exactly the same sum to order visits (no
+/// trigonometry there). Within about 0.2% of [`distance_m`] up to 20 km in China.
+pub fn planar_m(lat0: f64, lng0: f64, lat: f64, lng: f64) -> f64 {
+    let dy = (lat - lat0) * METRES_PER_DEGREE;
+    let dx = (lng - lng0) * metres_per_degree_lng(lat0);
+    (dy * dy + dx * dx).sqrt()
+}
+
 /// The latitude and longitude half-widths (degrees) of a box holding every point within
-/// `metres` of a point at latitude `lat`: a cheap, indexable first filter.
+/// `metres` ([`planar_m`]) of a point at latitude `lat`: a cheap, indexable first filter.
 pub fn bounding_box(lat: f64, metres: f64) -> (f64, f64) {
-    let dlat = metres / 111_195.0;
-    let cos = lat.to_radians().cos().max(0.01);
-    (dlat, dlat / cos)
+    (
+        metres / METRES_PER_DEGREE,
+        metres / metres_per_degree_lng(lat),
+    )
 }
 
 #[cfg(test)]
@@ -32,6 +50,25 @@ mod tests {
         // 0.001° of latitude is about 111 m anywhere.
         let d = distance_m(31.0, 117.0, 31.001, 117.0);
         assert!((110.0..112.5).contains(&d), "{d}");
+    }
+
+    #[test]
+    fn the_flat_map_is_close_to_the_globe() {
+        let (lat, lng) = (31.82, 117.23);
+        for (dlat, dlng) in [
+            (0.0, 0.1),
+            (0.1, 0.0),
+            (0.12, 0.15),
+            (-0.15, -0.12),
+            (0.003, 0.0),
+        ] {
+            let exact = distance_m(lat, lng, lat + dlat, lng + dlng);
+            let flat = planar_m(lat, lng, lat + dlat, lng + dlng);
+            assert!(
+                (flat - exact).abs() <= exact * 0.002 + 0.5,
+                "{dlat},{dlng}: {flat} {exact}"
+            );
+        }
     }
 
     #[test]

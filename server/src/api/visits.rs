@@ -29,8 +29,8 @@ use poem_openapi::{
     payload::Json,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
     sea_query::{
         Alias, Asterisk, Expr, ExprTrait, JoinType, Order, Query as Sql, SelectStatement, UnionType,
     },
@@ -45,11 +45,11 @@ use crate::{
     audit,
     auth::{Auth, Manager, Scope},
     eligibility::{
-        self, FeedKey, Held, Offer, Point, Refusal, Taker, Window, approx_km, band_upper_m, check,
-        full_weeks, local_midnight, next_radius, visible,
+        self, BAND_M, FeedKey, Held, Offer, Point, Refusal, Taker, Window, approx_km, band_upper_m,
+        check, full_weeks, local_midnight, next_radius, visible,
     },
     error::{ApiError, ApiResult},
-    geo::bounding_box,
+    geo::{METRES_PER_DEGREE, bounding_box, metres_per_degree_lng},
     input::{Input, Validate, text},
 };
 
@@ -66,8 +66,8 @@ const DEFAULT_LIMIT: u32 = 20;
 /// `scheduler::rules::MAX_WINDOW_DAYS` long, and a capacity week is seven days.
 const HELD_LOOKBACK_DAYS: i64 = scheduler::rules::MAX_WINDOW_DAYS as i64 + 8;
 
-/// Rows beyond a page the first-group query reads, for rows the exact checks drop.
-const FIRST_GROUP_SLACK: usize = 4;
+/// Rows beyond a page the feed reads, for rows the exact checks drop.
+const PAGE_SLACK: usize = 4;
 
 /// Overlap rules handed to the database as filters, at most (the rest is checked here).
 const MAX_PUSHED_OVERLAPS: usize = 64;
@@ -664,7 +664,6 @@ struct CandidateRow {
 /// What a feed item shows besides its candidate row.
 #[derive(FromQueryResult, Debug)]
 struct DetailRow {
-    id: Uuid,
     kind: String,
     kinds: Option<StringList>,
     channel: String,
@@ -789,66 +788,61 @@ fn candidate_select() -> SelectStatement {
         .to_owned()
 }
 
-/// Every candidate inside the prefilter's box.
-async fn candidates(
-    db: &impl ConnectionTrait,
-    p: &Prefilter<'_>,
-) -> Result<Vec<CandidateRow>, DbErr> {
-    let stmt = candidate_select()
-        .cond_where(prefilter_condition(p))
-        .to_owned();
-    CandidateRow::find_by_statement(db.get_database_backend().build(&stmt))
-        .all(db)
-        .await
-}
-
 /// A candidate with what its feed item shows.
 #[derive(FromQueryResult, Debug)]
-struct FirstGroupRow {
+struct NearRow {
     #[sea_orm(nested)]
     candidate: CandidateRow,
     #[sea_orm(nested)]
     detail: DetailRow,
 }
 
-/// The first `take` candidates of one distance group (`band`) in the feed's order (end of
-/// window, id; after `after`), with what their items show: in a dense area a page comes
-/// from the database in one query of a few rows, where reading the whole group would mean
-/// hundreds. The group is found by a planar distance (within a metre of the exact one at
-/// these scales; the margins take what could be in it, the caller keeps what is).
-async fn first_group(
+/// The first `take` candidates inside the prefilter's circle (`closed`: its edge included)
+/// in the feed's order — distance group, end of window, id; after `after` — with what their
+/// items show. The database computes the distance exactly as [`Point::planar_m`] does and
+/// sorts, so only the page's few rows leave it however many visits the circle holds.
+async fn nearest(
     db: &impl ConnectionTrait,
     p: &Prefilter<'_>,
-    band: i32,
-    after: Option<(DateTime<Utc>, Uuid)>,
+    closed: bool,
+    after: Option<FeedKey>,
     take: u64,
-) -> Result<Vec<FirstGroupRow>, DbErr> {
+) -> Result<Vec<NearRow>, DbErr> {
     use visit_task::Column as T;
     let t = |c: T| Expr::col((visit_task::Entity, c));
-    let metres_per_degree = 111_195.0;
-    let dy = visit_lat().sub(p.origin.lat).mul(metres_per_degree);
+    let backend = db.get_database_backend();
+    let dy = visit_lat().sub(p.origin.lat).mul(METRES_PER_DEGREE);
     let dx = visit_lng()
         .sub(p.origin.lng)
-        .mul(metres_per_degree * p.origin.lat.to_radians().cos());
+        .mul(metres_per_degree_lng(p.origin.lat));
     let d2 = dy.clone().mul(dy).add(dx.clone().mul(dx));
-    let outer = p.radius_m.min(band_upper_m(band)) + 1.0;
-    let mut cond = prefilter_condition(p).add(d2.clone().lt(outer * outer));
-    if band > 0 {
-        let inner = (band_upper_m(band - 1) - 1.0).max(0.0);
-        cond = cond.add(d2.gte(inner * inner));
-    }
-    if let Some((end, id)) = after {
+    let r2 = p.radius_m * p.radius_m;
+    let inside = if closed {
+        d2.clone().lte(r2)
+    } else {
+        d2.clone().lt(r2)
+    };
+    let group = group_expr(backend, d2, p.radius_m);
+    let mut cond = prefilter_condition(p).add(inside);
+    if let Some(k) = after {
         cond = cond.add(
-            Condition::any().add(t(T::WindowEnd).gt(end)).add(
-                Condition::all()
-                    .add(t(T::WindowEnd).eq(end))
-                    .add(t(T::Id).gt(id)),
+            Condition::any().add(group.clone().gt(k.band)).add(
+                Condition::all().add(group.clone().eq(k.band)).add(
+                    Condition::any().add(t(T::WindowEnd).gt(k.window_end)).add(
+                        Condition::all()
+                            .add(t(T::WindowEnd).eq(k.window_end))
+                            .add(t(T::Id).gt(k.id)),
+                    ),
+                ),
             ),
         );
     }
     let c = Alias::new("c");
+    let g = Alias::new("g");
     let first = candidate_select()
+        .expr_as(group, g.clone())
         .cond_where(cond)
+        .order_by(g.clone(), Order::Asc)
         .order_by((visit_task::Entity, T::WindowEnd), Order::Asc)
         .order_by((visit_task::Entity, T::Id), Order::Asc)
         .limit(take)
@@ -888,61 +882,32 @@ async fn first_group(
             Expr::col((region::Entity, region::Column::Id))
                 .equals((family::Entity, family::Column::RegionId)),
         )
+        .order_by((c.clone(), g), Order::Asc)
         .order_by((c.clone(), T::WindowEnd), Order::Asc)
         .order_by((c, T::Id), Order::Asc)
         .to_owned();
-    FirstGroupRow::find_by_statement(db.get_database_backend().build(&stmt))
+    NearRow::find_by_statement(backend.build(&stmt))
         .all(db)
         .await
 }
 
-/// The rest of what the page's visits show: kinds, the family's category and village.
-async fn page_details(
-    db: &impl ConnectionTrait,
-    ids: Vec<Uuid>,
-) -> Result<HashMap<Uuid, DetailRow>, DbErr> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
+/// The distance group ([`eligibility::band`]) of a squared distance `d2`, in SQL: SQLite
+/// has no square root, so there the group is found by comparing with each group's edge up
+/// to `radius_m`.
+fn group_expr(backend: DbBackend, d2: Expr, radius_m: f64) -> Expr {
+    if backend == DbBackend::Postgres {
+        return Expr::cust_with_exprs(
+            format!("FLOOR(SQRT($1) / {BAND_M:.1} + 0.5)::integer"),
+            [d2],
+        );
     }
-    use visit_task::Column as T;
-    let stmt = Sql::select()
-        .columns([
-            (visit_task::Entity, T::Id),
-            (visit_task::Entity, T::Kind),
-            (visit_task::Entity, T::Kinds),
-            (visit_task::Entity, T::Channel),
-            (visit_task::Entity, T::PlannedDate),
-            (visit_task::Entity, T::PreferredTime),
-            (visit_task::Entity, T::VisitorGender),
-            (visit_task::Entity, T::Gentle),
-            (visit_task::Entity, T::FirstVisit),
-        ])
-        .column((family::Entity, family::Column::Category))
-        .expr_as(
-            Expr::col((region::Entity, region::Column::Name)),
-            Alias::new("village"),
-        )
-        .from(visit_task::Entity)
-        .inner_join(
-            family::Entity,
-            Expr::col((family::Entity, family::Column::Id))
-                .equals((visit_task::Entity, T::FamilyId)),
-        )
-        .inner_join(
-            region::Entity,
-            Expr::col((region::Entity, region::Column::Id))
-                .equals((family::Entity, family::Column::RegionId)),
-        )
-        .and_where(Expr::col((visit_task::Entity, T::Id)).is_in(ids))
-        .to_owned();
-    Ok(
-        DetailRow::find_by_statement(db.get_database_backend().build(&stmt))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r))
-            .collect(),
-    )
+    let last = eligibility::band(radius_m);
+    let mut case = Expr::case(d2.clone().lt(BAND_M * BAND_M / 4.0), 0);
+    for b in 1..last {
+        let edge = band_upper_m(b);
+        case = case.case(d2.clone().lt(edge * edge), b);
+    }
+    case.finally(last).into()
 }
 
 /// A position given as `lat` and `lng` (both or neither, on Earth).
@@ -1112,7 +1077,7 @@ impl Api {
         // Whether a row is in the circle and for this volunteer, and where it sorts.
         let judge = |row: CandidateRow, radius_m: f64| {
             let at = Point::new(row.lat, row.lng);
-            let d = origin.distance_m(at);
+            let d = origin.planar_m(at);
             // Inside a group boundary the circle is open (a visit right on it belongs to
             // the next group, not yet complete); the limit is inclusive.
             let inside = if radius_m >= limit_m {
@@ -1142,51 +1107,37 @@ impl Api {
             Some((key, d, row))
         };
 
-        // First the nearest group alone, in the feed's order and with what its items show:
-        // where visits are dense, that is the page.
-        let mut radius_m = band_upper_m(from_band).min(limit_m);
-        let take = limit + 1 + FIRST_GROUP_SLACK;
-        let first = first_group(
-            db,
-            &prefilter(radius_m),
-            from_band,
-            after.map(|a| (a.window_end, a.id)),
-            take as u64,
-        )
-        .await?;
-        let whole_group = first.len() < take;
-        let mut shown: HashMap<Uuid, DetailRow> = HashMap::new();
-        let mut found: Vec<(FeedKey, f64, CandidateRow)> = Vec::new();
-        for row in first {
-            if let Some(f) = judge(row.candidate, radius_m) {
-                shown.insert(f.2.id, row.detail);
-                found.push(f);
+        // The nearest circle made of whole groups that holds a page (and one more), or
+        // the limit: starting at about a kilometre, widened by the density seen.
+        let page = limit + 1;
+        let mut take = page + PAGE_SLACK;
+        let mut radius_m = band_upper_m(from_band + 2).min(limit_m);
+        let mut found = loop {
+            let closed = radius_m >= limit_m;
+            let rows = nearest(db, &prefilter(radius_m), closed, after, take as u64).await?;
+            let whole_circle = rows.len() < take;
+            let found: Vec<_> = rows
+                .into_iter()
+                .filter_map(|r| {
+                    let (key, d, c) = judge(r.candidate, radius_m)?;
+                    Some((key, d, c, r.detail))
+                })
+                .collect();
+            if found.len() >= page || (whole_circle && closed) {
+                break found;
             }
-        }
-        // Else everything within a circle widened until a page (and one more) is certain,
-        // or the limit is reached. (When the group was cut short but too few of its rows
-        // were kept, the same circle is read whole.)
-        if found.len() <= limit && !(whole_group && radius_m >= limit_m) {
-            if whole_group {
-                radius_m = next_radius(radius_m, found.len(), limit + 1, limit_m);
+            if whole_circle {
+                radius_m = next_radius(radius_m, found.len(), page, limit_m);
+            } else {
+                // The exact checks refused many of the nearest: read more of the same circle.
+                take *= 4;
             }
-            loop {
-                found = candidates(db, &prefilter(radius_m))
-                    .await?
-                    .into_iter()
-                    .filter_map(|row| judge(row, radius_m))
-                    .collect();
-                if found.len() > limit || radius_m >= limit_m {
-                    break;
-                }
-                radius_m = next_radius(radius_m, found.len(), limit + 1, limit_m);
-            }
-        }
+        };
         found.sort_by_key(|f| f.0);
         let more = found.len() > limit;
         found.truncate(limit);
         let next_cursor = match (more, found.last()) {
-            (true, Some((key, _, _))) => Some(encode_cursor(&FeedCursor {
+            (true, Some((key, ..))) => Some(encode_cursor(&FeedCursor {
                 b: key.band,
                 e: nanos(key.window_end),
                 i: key.id,
@@ -1195,38 +1146,27 @@ impl Api {
             })),
             _ => None,
         };
-        let missing: Vec<Uuid> = found
-            .iter()
-            .map(|f| f.2.id)
-            .filter(|id| !shown.contains_key(id))
-            .collect();
-        let mut details = shown;
-        details.extend(page_details(db, missing).await?);
         let items = found
             .into_iter()
-            .filter_map(|(_, d, r)| {
-                // Gone since the search (a family deleted): left out.
-                let x = details.remove(&r.id)?;
-                Some(FeedItem {
-                    kinds: kinds_of(&x.kind, &x.kinds),
-                    required_skills: skills_of(&r.required_skills),
-                    category_label: x.category.label().into(),
-                    distance_km: approx_km(d),
-                    id: r.id,
-                    kind: x.kind,
-                    channel: x.channel,
-                    window_start: r.window_start,
-                    window_end: r.window_end,
-                    planned_date: x.planned_date,
-                    preferred_time: x.preferred_time,
-                    visitor_gender: x.visitor_gender,
-                    volunteers_needed: r.volunteers_needed,
-                    claims_count: r.claims_count,
-                    gentle: x.gentle,
-                    first_visit: x.first_visit,
-                    category: x.category,
-                    village: x.village,
-                })
+            .map(|(_, d, r, x)| FeedItem {
+                kinds: kinds_of(&x.kind, &x.kinds),
+                required_skills: skills_of(&r.required_skills),
+                category_label: x.category.label().into(),
+                distance_km: approx_km(d),
+                id: r.id,
+                kind: x.kind,
+                channel: x.channel,
+                window_start: r.window_start,
+                window_end: r.window_end,
+                planned_date: x.planned_date,
+                preferred_time: x.preferred_time,
+                visitor_gender: x.visitor_gender,
+                volunteers_needed: r.volunteers_needed,
+                claims_count: r.claims_count,
+                gentle: x.gentle,
+                first_visit: x.first_visit,
+                category: x.category,
+                village: x.village,
             })
             .collect();
         Ok(Json(FeedPage { items, next_cursor }))

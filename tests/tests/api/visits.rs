@@ -145,6 +145,49 @@ async fn among_visits_about_as_near_the_most_urgent_comes_first() {
 }
 
 #[tokio::test]
+async fn pages_spread_over_many_distances_come_nearest_first_then_most_urgent() {
+    let app = spawn_app().await;
+    let mut spec = VolunteerSpec::at(HOME.0, HOME.1);
+    spec.max_distance_km = 10.0;
+    let v = app.volunteer(spec).await;
+    // (km north, days ahead): groups of 0.5 km, some sharing a group, up to 9 km away.
+    let spots = [
+        (8.9, 1),
+        (0.6, 9),
+        (5.2, 3),
+        (0.1, 12),
+        (2.1, 2),
+        (0.65, 4),
+        (5.3, 1),
+        (3.4, 8),
+        (1.9, 6),
+        (9.7, 2),
+    ];
+    let mut made = Vec::new();
+    for (km, days) in spots {
+        let id = visit_at(&app, km, days).await;
+        made.push(((km / 0.5_f64).round() as i64, days, id.to_string()));
+    }
+    made.sort();
+    let expected: Vec<String> = made.into_iter().map(|(_, _, id)| id).collect();
+    // Beyond the volunteer's 10 km: never offered.
+    visit_at(&app, 10.4, 1).await;
+
+    let mut seen = Vec::new();
+    let mut query = "limit=3".to_string();
+    loop {
+        let page = feed(&app, &v, &query).await;
+        assert!(ids(&page).len() <= 3);
+        seen.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => query = format!("limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
 async fn pre_assigned_cadre_visits_are_not_offered() {
     let app = spawn_app().await;
     let v = volunteer(&app).await;
