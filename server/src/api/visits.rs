@@ -1108,10 +1108,11 @@ impl Api {
         };
 
         // The nearest circle made of whole groups that holds a page (and one more), or
-        // the limit: starting at about a kilometre, widened by the density seen.
+        // the limit: starting with the cursor's group alone (in a village that is the
+        // page: a kilometre around holds thousands of visits), widened by the density seen.
         let page = limit + 1;
         let mut take = page + PAGE_SLACK;
-        let mut radius_m = band_upper_m(from_band + 2).min(limit_m);
+        let mut radius_m = band_upper_m(from_band).min(limit_m);
         let mut found = loop {
             let closed = radius_m >= limit_m;
             let rows = nearest(db, &prefilter(radius_m), closed, after, take as u64).await?;
