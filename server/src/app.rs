@@ -30,8 +30,8 @@ pub struct AppState {
     pub tz: chrono_tz::Tz,
     /// The deployment's festival visits (`care.festivals`).
     pub festivals: scheduler::rules::FestivalSet,
-    /// Totals of family lists (see `counts`).
-    pub family_counts: crate::counts::CountCache,
+    /// Totals and pages of the family list (see `list_cache`).
+    pub family_lists: crate::list_cache::ListCache<Vec<crate::api::families::FamilySummary>>,
 }
 
 impl AppState {
@@ -52,7 +52,7 @@ impl AppState {
             tz: config.tz()?,
             festivals: config.festivals()?,
             metrics: Arc::default(),
-            family_counts: Default::default(),
+            family_lists: Default::default(),
             db,
             cache,
             config,

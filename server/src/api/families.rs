@@ -317,7 +317,7 @@ impl Validate for MemberChange {
 }
 
 /// A row of the family list: phone masked, no address or notes.
-#[derive(Object)]
+#[derive(Object, Clone)]
 pub struct FamilySummary {
     pub id: Uuid,
     pub region_id: Uuid,
@@ -710,36 +710,45 @@ impl Api {
         }
         let paging = Paging::new(page.0, per_page.0)?;
         let key = select.build(db.get_database_backend()).to_string();
-        let total = match self.0.family_counts.get(&key) {
+        let lists = &self.0.family_lists;
+        let total = match lists.totals.get(&key) {
             Some(n) => n,
             None => {
                 let n = select.clone().count(db).await?;
-                self.0.family_counts.put(key, n);
+                lists.totals.put(key.clone(), n);
                 n
             }
         };
-        use family::Column as C;
-        let rows = select
-            .select_only()
-            .columns([
-                C::Id,
-                C::RegionId,
-                C::RegisterNo,
-                C::Category,
-                C::HeadName,
-                C::Phone,
-            ])
-            .columns([C::CareLevel, C::Status])
-            .order_by_asc(C::RegisterNo)
-            .order_by_asc(C::Id)
-            .into_model::<SummaryRow>()
-            .paginate(db, paging.per_page)
-            .fetch_page(paging.page - 1)
-            .await?;
-        Ok(Json(paging.wrap(
-            rows.into_iter().map(FamilySummary::from).collect(),
-            total,
-        )))
+        let page_key = format!("{key}|{}|{}", paging.page, paging.per_page);
+        let rows = match lists.pages.get(&page_key) {
+            Some(rows) => rows,
+            None => {
+                use family::Column as C;
+                let rows: Vec<FamilySummary> = select
+                    .select_only()
+                    .columns([
+                        C::Id,
+                        C::RegionId,
+                        C::RegisterNo,
+                        C::Category,
+                        C::HeadName,
+                        C::Phone,
+                    ])
+                    .columns([C::CareLevel, C::Status])
+                    .order_by_asc(C::RegisterNo)
+                    .order_by_asc(C::Id)
+                    .into_model::<SummaryRow>()
+                    .paginate(db, paging.per_page)
+                    .fetch_page(paging.page - 1)
+                    .await?
+                    .into_iter()
+                    .map(FamilySummary::from)
+                    .collect();
+                lists.pages.put(page_key, rows.clone());
+                rows
+            }
+        };
+        Ok(Json(paging.wrap(rows, total)))
     }
 
     /// Register a family with its members.
@@ -761,7 +770,7 @@ impl Api {
         .await?;
         txn.commit().await?;
         // Totals cached before the commit are stale now.
-        self.0.family_counts.clear();
+        self.0.family_lists.clear();
         crate::jobs::replan(state, f.id).await;
         Ok(Json(self.detail(&auth.0, f).await?))
     }
@@ -894,7 +903,7 @@ impl Api {
             cancel_ahead(&txn, f.id, event, Utc::now(), self.0.tz).await?;
         }
         txn.commit().await?;
-        self.0.family_counts.clear();
+        self.0.family_lists.clear();
         if replan {
             crate::jobs::replan(&self.0, f.id).await;
         }

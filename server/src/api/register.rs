@@ -1579,7 +1579,7 @@ impl Api {
         )
         .await?;
         txn.commit().await?;
-        state.family_counts.clear();
+        state.family_lists.clear();
         Ok(ImportResponse::Ok(Json(report)))
     }
 

@@ -361,6 +361,42 @@ async fn coordinators_see_and_touch_only_their_own_region() {
 }
 
 #[tokio::test]
+async fn the_list_shows_a_change_at_once() {
+    let app = spawn_app().await;
+    let token = app.token_for(people::TAOYUAN).await;
+    let village = app.region("杨柳村").await;
+    let f = app
+        .post("/api/families", Some(&token), new_family(&village, "L-1"))
+        .await
+        .ok();
+    let id = f["id"].as_str().unwrap();
+    let list = |q: &'static str| {
+        let (app, token) = (&app, &token);
+        async move {
+            app.get(&format!("/api/families?q={q}"), Some(token))
+                .await
+                .ok()
+        }
+    };
+    // Read (and so cached) before the change.
+    assert_eq!(list("L-1").await["items"][0]["care_level"], f["care_level"]);
+    let before = list("L-1").await["total"].as_u64().unwrap();
+    let new_level = if f["care_level"] == 3 { 1 } else { 3 };
+    app.patch(
+        &format!("/api/families/{id}"),
+        Some(&token),
+        json!({"care_level": new_level}),
+    )
+    .await
+    .ok();
+    assert_eq!(list("L-1").await["items"][0]["care_level"], new_level);
+    app.post("/api/families", Some(&token), new_family(&village, "L-12"))
+        .await
+        .ok();
+    assert_eq!(list("L-1").await["total"].as_u64().unwrap(), before + 1);
+}
+
+#[tokio::test]
 async fn preferences_consent_and_members_can_be_changed() {
     let app = spawn_app().await;
     let token = app.token_for(people::TAOYUAN).await;
