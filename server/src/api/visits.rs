@@ -32,7 +32,8 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
     sea_query::{
-        Alias, Asterisk, Expr, ExprTrait, JoinType, Order, Query as Sql, SelectStatement, UnionType,
+        Alias, ArrayType, Asterisk, Expr, ExprTrait, JoinType, Order, Query as Sql,
+        SelectStatement, UnionType, Value,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -664,6 +665,7 @@ struct CandidateRow {
 /// What a feed item shows besides its candidate row.
 #[derive(FromQueryResult, Debug)]
 struct DetailRow {
+    id: Uuid,
     kind: String,
     kinds: Option<StringList>,
     channel: String,
@@ -788,26 +790,18 @@ fn candidate_select() -> SelectStatement {
         .to_owned()
 }
 
-/// A candidate with what its feed item shows.
-#[derive(FromQueryResult, Debug)]
-struct NearRow {
-    #[sea_orm(nested)]
-    candidate: CandidateRow,
-    #[sea_orm(nested)]
-    detail: DetailRow,
-}
-
 /// The first `take` candidates inside the prefilter's circle (`closed`: its edge included)
-/// in the feed's order — distance group, end of window, id; after `after` — with what their
-/// items show. The database computes the distance exactly as [`Point::planar_m`] does and
-/// sorts, so only the page's few rows leave it however many visits the circle holds.
+/// in the feed's order — distance group, end of window, id; after `after`. The database
+/// computes the distance exactly as [`Point::planar_m`] does and sorts, so only the page's
+/// few rows leave it however many visits the circle holds; they come from the location
+/// index alone (what they show is read for the page: [`page_details`]).
 async fn nearest(
     db: &impl ConnectionTrait,
     p: &Prefilter<'_>,
     closed: bool,
     after: Option<FeedKey>,
     take: u64,
-) -> Result<Vec<NearRow>, DbErr> {
+) -> Result<Vec<CandidateRow>, DbErr> {
     use visit_task::Column as T;
     let t = |c: T| Expr::col((visit_task::Entity, c));
     let backend = db.get_database_backend();
@@ -837,58 +831,77 @@ async fn nearest(
             ),
         );
     }
-    let c = Alias::new("c");
-    let g = Alias::new("g");
-    let first = candidate_select()
-        .expr_as(group, g.clone())
+    let stmt = candidate_select()
         .cond_where(cond)
-        .order_by(g.clone(), Order::Asc)
+        .order_by_expr(group, Order::Asc)
         .order_by((visit_task::Entity, T::WindowEnd), Order::Asc)
         .order_by((visit_task::Entity, T::Id), Order::Asc)
         .limit(take)
         .to_owned();
-    // The page's few rows, then what they show (the candidates come from the index alone).
-    let v = Alias::new("v");
-    let stmt = Sql::select()
-        .column((c.clone(), Asterisk))
+    CandidateRow::find_by_statement(backend.build(&stmt))
+        .all(db)
+        .await
+}
+
+/// What the page's visits show: kinds, the family's category and village. One statement
+/// whatever the page (PostgreSQL keeps its plan; the candidates' statement varies with
+/// the volunteer and is planned each time, so it stays on one table).
+async fn page_details(
+    db: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+) -> Result<HashMap<Uuid, DetailRow>, DbErr> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    use visit_task::Column as T;
+    let backend = db.get_database_backend();
+    let mut stmt = Sql::select()
         .columns([
-            (v.clone(), T::Kind),
-            (v.clone(), T::Kinds),
-            (v.clone(), T::Channel),
-            (v.clone(), T::PlannedDate),
-            (v.clone(), T::PreferredTime),
-            (v.clone(), T::VisitorGender),
-            (v.clone(), T::Gentle),
-            (v.clone(), T::FirstVisit),
+            (visit_task::Entity, T::Id),
+            (visit_task::Entity, T::Kind),
+            (visit_task::Entity, T::Kinds),
+            (visit_task::Entity, T::Channel),
+            (visit_task::Entity, T::PlannedDate),
+            (visit_task::Entity, T::PreferredTime),
+            (visit_task::Entity, T::VisitorGender),
+            (visit_task::Entity, T::Gentle),
+            (visit_task::Entity, T::FirstVisit),
         ])
         .column((family::Entity, family::Column::Category))
         .expr_as(
             Expr::col((region::Entity, region::Column::Name)),
             Alias::new("village"),
         )
-        .from_subquery(first, c.clone())
-        .join_as(
-            JoinType::InnerJoin,
-            visit_task::Entity,
-            v.clone(),
-            Expr::col((v.clone(), T::Id)).equals((c.clone(), T::Id)),
-        )
+        .from(visit_task::Entity)
         .inner_join(
             family::Entity,
-            Expr::col((family::Entity, family::Column::Id)).equals((v.clone(), T::FamilyId)),
+            Expr::col((family::Entity, family::Column::Id))
+                .equals((visit_task::Entity, T::FamilyId)),
         )
         .inner_join(
             region::Entity,
             Expr::col((region::Entity, region::Column::Id))
                 .equals((family::Entity, family::Column::RegionId)),
         )
-        .order_by((c.clone(), g), Order::Asc)
-        .order_by((c.clone(), T::WindowEnd), Order::Asc)
-        .order_by((c, T::Id), Order::Asc)
         .to_owned();
-    NearRow::find_by_statement(backend.build(&stmt))
+    if backend == DbBackend::Postgres {
+        let array = Value::Array(
+            ArrayType::Uuid,
+            Some(Box::new(ids.into_iter().map(Value::from).collect())),
+        );
+        stmt.and_where(Expr::cust_with_values(
+            r#""visit_task"."id" = ANY($1)"#,
+            [array],
+        ));
+    } else {
+        stmt.and_where(Expr::col((visit_task::Entity, T::Id)).is_in(ids));
+    }
+    Ok(DetailRow::find_by_statement(backend.build(&stmt))
         .all(db)
-        .await
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect())
 }
 
 /// The distance group ([`eligibility::band`]) of a squared distance `d2`, in SQL: SQLite
@@ -1119,10 +1132,7 @@ impl Api {
             let whole_circle = rows.len() < take;
             let found: Vec<_> = rows
                 .into_iter()
-                .filter_map(|r| {
-                    let (key, d, c) = judge(r.candidate, radius_m)?;
-                    Some((key, d, c, r.detail))
-                })
+                .filter_map(|r| judge(r, radius_m))
                 .collect();
             if found.len() >= page || (whole_circle && closed) {
                 break found;
@@ -1147,27 +1157,32 @@ impl Api {
             })),
             _ => None,
         };
+        let mut details = page_details(db, found.iter().map(|f| f.2.id).collect()).await?;
         let items = found
             .into_iter()
-            .map(|(_, d, r, x)| FeedItem {
-                kinds: kinds_of(&x.kind, &x.kinds),
-                required_skills: skills_of(&r.required_skills),
-                category_label: x.category.label().into(),
-                distance_km: approx_km(d),
-                id: r.id,
-                kind: x.kind,
-                channel: x.channel,
-                window_start: r.window_start,
-                window_end: r.window_end,
-                planned_date: x.planned_date,
-                preferred_time: x.preferred_time,
-                visitor_gender: x.visitor_gender,
-                volunteers_needed: r.volunteers_needed,
-                claims_count: r.claims_count,
-                gentle: x.gentle,
-                first_visit: x.first_visit,
-                category: x.category,
-                village: x.village,
+            .filter_map(|(_, d, r)| {
+                // Gone since the search (a family deleted): left out.
+                let x = details.remove(&r.id)?;
+                Some(FeedItem {
+                    kinds: kinds_of(&x.kind, &x.kinds),
+                    required_skills: skills_of(&r.required_skills),
+                    category_label: x.category.label().into(),
+                    distance_km: approx_km(d),
+                    id: r.id,
+                    kind: x.kind,
+                    channel: x.channel,
+                    window_start: r.window_start,
+                    window_end: r.window_end,
+                    planned_date: x.planned_date,
+                    preferred_time: x.preferred_time,
+                    visitor_gender: x.visitor_gender,
+                    volunteers_needed: r.volunteers_needed,
+                    claims_count: r.claims_count,
+                    gentle: x.gentle,
+                    first_visit: x.first_visit,
+                    category: x.category,
+                    village: x.village,
+                })
             })
             .collect();
         Ok(Json(FeedPage { items, next_cursor }))
