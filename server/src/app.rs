@@ -37,7 +37,7 @@ pub struct AppState {
 impl AppState {
     /// Connects to the database (migrating it) and to Redis when configured.
     pub async fn new(config: Config) -> anyhow::Result<Self> {
-        let db = db::connect(&config.database_url).await?;
+        let db = db::connect(&config.database_url, config.database_pool).await?;
         db::migrate(&db).await?;
         let cache = Arc::new(match &config.redis_url {
             Some(url) => Cache::connect(url, &config.cache_prefix).await?,

@@ -127,7 +127,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             .await?;
         }
         Command::Migrate => {
-            let db = crate::db::connect(&config.database_url).await?;
+            let db = crate::db::connect(&config.database_url, config.database_pool).await?;
             crate::db::migrate(&db).await?;
             tracing::info!("migrations applied");
         }

@@ -14,6 +14,10 @@ pub struct Config {
     /// Where the server listens.
     pub addr: String,
     pub database_url: String,
+    /// Connections to PostgreSQL. Unset: four per core. More than that only makes
+    /// queries wait on each other inside the database (a feed under load answered 40%
+    /// more requests with 8 than with 32 on two cores).
+    pub database_pool: Option<u32>,
     pub redis_url: Option<String>,
     /// Load the demo data set into an empty database on start. Unset: yes on SQLite (the
     /// embedded default), no on PostgreSQL (production).
@@ -106,6 +110,7 @@ impl Default for Config {
         Self {
             addr: "127.0.0.1:8080".into(),
             database_url: "sqlite://nuanxin.db?mode=rwc".into(),
+            database_pool: None,
             redis_url: None,
             demo_data: None,
             dev_login: false,
@@ -194,6 +199,14 @@ impl Config {
         }
         if let Some(v) = var("NUANXIN_ELDERLY_FESTIVALS") {
             self.care.elderly_festivals = list(v);
+        }
+        if let Some(v) = var("NUANXIN_DATABASE_POOL") {
+            let n: u32 = v.parse().unwrap_or(0);
+            anyhow::ensure!(
+                n > 0,
+                "NUANXIN_DATABASE_POOL must be a positive number, not {v:?}"
+            );
+            self.database_pool = Some(n);
         }
         if let Some(v) = var("NUANXIN_LOGIN_PER_MINUTE") {
             self.login_per_minute = v.parse().map_err(|_| {
@@ -299,9 +312,11 @@ mod tests {
             "DATABASE_URL" => Some("postgres://x/y".into()),
             "NUANXIN_DEV_LOGIN" => Some("true".into()),
             "NUANXIN_CACHE_PREFIX" => Some("nuanxin-staging".into()),
+            "NUANXIN_DATABASE_POOL" => Some("12".into()),
             _ => None,
         })
         .unwrap();
+        assert_eq!(c.database_pool, Some(12));
         assert_eq!(c.addr, "0.0.0.0:9000");
         assert_eq!(c.cache_prefix, "nuanxin-staging");
         assert_eq!(c.database_url, "postgres://x/y");
@@ -322,6 +337,17 @@ mod tests {
             err.contains("care.elderly_festivals[0]") && err.contains("重阳节"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_pool_of_no_connections_is_refused() {
+        for bad in ["0", "many", "-3"] {
+            let err = Config::default()
+                .apply_env(|k| (k == "NUANXIN_DATABASE_POOL").then(|| bad.into()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("NUANXIN_DATABASE_POOL"), "{err}");
+        }
     }
 
     #[test]

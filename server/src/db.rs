@@ -5,7 +5,8 @@ use std::time::Duration;
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 
-pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+/// `pool`: connections to PostgreSQL (default: four per core).
+pub async fn connect(url: &str, pool: Option<u32>) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .connect_timeout(Duration::from_secs(5))
@@ -15,7 +16,8 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         // One writer at a time is SQLite's rule; a small pool avoids "database is locked".
         options.max_connections(4);
     } else {
-        options.max_connections(32);
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+        options.max_connections(pool.unwrap_or(4 * cores));
     }
     let db = Database::connect(options).await?;
     if url.starts_with("sqlite:") {

@@ -32,6 +32,10 @@ if [ "${BENCH_REUSE:-}" != "1" ]; then
   psql "$PG/$DB" -qc "VACUUM ANALYZE"
   echo "Seeded and planned in $(( $(date +%s) - t0 )) s."
 fi
+# Claims of earlier runs would make the volunteers' weeks fuller from run to run.
+psql "$PG/$DB" -qc "DELETE FROM task_claim" \
+  -c "UPDATE visit_task SET claims_count = 0, status = 'open' WHERE claims_count > 0 OR status = 'claimed'" \
+  -c "VACUUM ANALYZE visit_task, task_claim"
 open_visits=$(psql "$PG/$DB" -Atc "SELECT count(*) FROM visit_task WHERE status = 'open' AND NOT assign_to_cadre")
 approved=$(psql "$PG/$DB" -Atc "SELECT count(*) FROM volunteer WHERE status = 'approved'")
 echo "$FAMILIES families, $open_visits open visits for volunteers, $approved approved volunteers."

@@ -731,14 +731,20 @@ fn prefilter_condition(p: &Prefilter<'_>) -> Condition {
     if let Some((home, reach)) = p.reach {
         cond = cond.add(in_box(home, reach));
     }
-    for s in &p.lacking {
-        cond = cond.add(
-            t(T::RequiredSkills)
-                .cast_as("text")
-                .not_like(format!("%\"{s}\"%")),
-        );
+    // The statement's text must not depend on the volunteer, or PostgreSQL parses and
+    // plans it anew for each: every skill gets its condition (one that matches nothing for
+    // a skill the volunteer has), and the lists of windows are padded to a power of two
+    // with empty windows, which exclude nothing.
+    for s in Skill::ALL {
+        let code = s.code();
+        let pattern = if p.lacking.contains(&code) {
+            format!("%\"{code}\"%")
+        } else {
+            NO_SKILL_PATTERN.to_string()
+        };
+        cond = cond.add(t(T::RequiredSkills).cast_as("text").not_like(pattern));
     }
-    for w in p.full_weeks {
+    for w in padded(p.full_weeks.iter().copied()) {
         cond = cond.add(
             Condition::all()
                 .add(t(T::WindowStart).gte(w.start))
@@ -747,11 +753,11 @@ fn prefilter_condition(p: &Prefilter<'_>) -> Condition {
         );
     }
     if p.held.len() <= MAX_PUSHED_OVERLAPS {
-        for h in p.held {
+        for w in padded(p.held.iter().map(|h| h.window)) {
             cond = cond.add(
                 Condition::all()
-                    .add(t(T::WindowStart).lt(h.window.end))
-                    .add(t(T::WindowEnd).gt(h.window.start))
+                    .add(t(T::WindowStart).lt(w.end))
+                    .add(t(T::WindowEnd).gt(w.start))
                     .not(),
             );
         }
@@ -770,6 +776,19 @@ fn prefilter_condition(p: &Prefilter<'_>) -> Condition {
         cond = cond.add(t(T::WindowEnd).gt(start));
     }
     cond
+}
+
+/// A `LIKE` pattern no skill list matches.
+const NO_SKILL_PATTERN: &str = "%\"\"%";
+
+/// `windows`, padded to a power of two with empty windows (at the epoch: nothing overlaps
+/// them, no window starts in them), so that the count shapes the statement only coarsely.
+fn padded(windows: impl ExactSizeIterator<Item = Window>) -> Vec<Window> {
+    let n = windows.len();
+    let empty = Window::new(DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH);
+    let mut out: Vec<Window> = windows.collect();
+    out.resize(if n == 0 { 0 } else { n.next_power_of_two() }, empty);
+    out
 }
 
 /// The candidate columns, all in the location index on PostgreSQL.
@@ -1825,4 +1844,21 @@ async fn holders_of(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_lists_are_padded_with_empty_windows() {
+        let day = |d: i64| DateTime::UNIX_EPOCH + Duration::days(20_000 + d);
+        let three: Vec<Window> = (0..3).map(|d| Window::new(day(d), day(d + 1))).collect();
+        let out = padded(three.iter().copied());
+        assert_eq!(out.len(), 4);
+        assert_eq!(out[..3], three[..]);
+        assert_eq!(out[3].start, out[3].end, "the filler is empty");
+        assert!(padded(std::iter::empty()).is_empty());
+        assert_eq!(padded(three[..2].iter().copied()).len(), 2);
+    }
 }
