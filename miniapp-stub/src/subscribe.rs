@@ -172,6 +172,17 @@ impl SubscribeState {
         let key = (openid.to_owned(), template_id.to_owned());
         self.credits.get(&key).copied().unwrap_or(0)
     }
+
+    /// Successful sends per (openid, template_id).
+    pub fn sent_counts(&self) -> BTreeMap<(String, String), u64> {
+        let mut counts = BTreeMap::new();
+        for m in &self.outbox {
+            *counts
+                .entry((m.touser.clone(), m.template_id.clone()))
+                .or_default() += 1;
+        }
+        counts
+    }
 }
 
 /// Removes the openid from the in-flight set even if the client goes away mid-hold.
