@@ -28,7 +28,7 @@ use poem::{Endpoint, EndpointExt, Response, Route, Server, get, post};
 
 pub use subscribe::{
     SentMessage, TEMPLATE_ACTIVITY_NOTICE, TEMPLATE_LONG_TERM_NOTICE, TEMPLATE_TASK_ASSIGNED,
-    TEMPLATE_VISIT_REMINDER, Template, TemplateKind,
+    TEMPLATE_VISIT_NOTICE, TEMPLATE_VISIT_REMINDER, Template, TemplateKind,
 };
 
 pub use state::RateFault;

@@ -17,6 +17,8 @@ use crate::value_rules::ValueType;
 
 /// Default templates registered at start and after a reset (ids are readable on purpose).
 pub const TEMPLATE_VISIT_REMINDER: &str = "TPL_VISIT_REMINDER";
+/// A notice about a visit on a day (a `date` key rather than a `time` one).
+pub const TEMPLATE_VISIT_NOTICE: &str = "TPL_VISIT_NOTICE";
 pub const TEMPLATE_TASK_ASSIGNED: &str = "TPL_TASK_ASSIGNED";
 pub const TEMPLATE_ACTIVITY_NOTICE: &str = "TPL_ACTIVITY_NOTICE";
 pub const TEMPLATE_LONG_TERM_NOTICE: &str = "TPL_LONG_TERM_NOTICE";
@@ -104,6 +106,11 @@ pub fn default_templates() -> Vec<Template> {
             TEMPLATE_VISIT_REMINDER,
             OneTime,
             &["thing1", "time2", "thing3", "phrase4"],
+        ),
+        Template::new(
+            TEMPLATE_VISIT_NOTICE,
+            OneTime,
+            &["thing1", "date2", "thing3", "phrase4"],
         ),
         Template::new(
             TEMPLATE_TASK_ASSIGNED,

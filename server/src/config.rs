@@ -36,6 +36,8 @@ pub struct Config {
     pub cache_prefix: String,
     pub wechat: WeChatConfig,
     pub jobs: crate::jobs::JobsConfig,
+    /// Sending the outbox: WeChat templates, batches, retries.
+    pub notify: crate::notify::NotifyConfig,
     pub care: CareConfig,
     pub visits: VisitsConfig,
 }
@@ -119,6 +121,7 @@ impl Default for Config {
             cache_prefix: "nuanxin".into(),
             wechat: WeChatConfig::default(),
             jobs: Default::default(),
+            notify: Default::default(),
             care: Default::default(),
             visits: Default::default(),
         }
@@ -181,6 +184,12 @@ impl Config {
         }
         if let Some(v) = var("NUANXIN_JOBS") {
             self.jobs.enabled = flag("NUANXIN_JOBS", v)?;
+        }
+        if let Some(v) = var("NUANXIN_NOTIFY") {
+            self.notify.enabled = flag("NUANXIN_NOTIFY", v)?;
+        }
+        if let Some(v) = var("NUANXIN_NOTIFY_MINIPROGRAM_STATE") {
+            self.notify.miniprogram_state = v;
         }
         let list = |v: String| -> Vec<String> {
             v.split([',', '，'])

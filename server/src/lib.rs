@@ -19,6 +19,7 @@ pub mod ics;
 pub mod input;
 pub mod jobs;
 pub mod metrics;
+pub mod notify;
 pub mod report;
 pub mod visits;
 pub mod wechat;
