@@ -336,11 +336,14 @@ async fn deliver_to_one_person(
     stop: &AtomicBool,
 ) -> Stats {
     let mut stats = Stats::default();
+    let Some(person) = messages.first().map(|m| m.recipient_id) else {
+        return stats;
+    };
     // This person's grants, kept up to date as messages go out.
     let mut grants: HashMap<String, i32> = facts
         .grants
         .iter()
-        .filter(|((user, _), _)| messages.first().is_some_and(|m| m.recipient_id == *user))
+        .filter(|((user, _), _)| *user == person)
         .map(|((_, t), n)| (t.clone(), *n))
         .collect();
     for m in messages {
