@@ -334,6 +334,24 @@ mod tests {
     }
 
     #[test]
+    fn a_notify_template_needs_only_its_id_in_the_file() {
+        let c: Config = toml::from_str(
+            "[notify]\nbatch = 50\n[notify.templates.visit_cancelled]\ntemplate_id = \"T1\"\n",
+        )
+        .unwrap();
+        c.notify.check().unwrap();
+        let t = c.notify.wechat_template("visit_cancelled").unwrap();
+        assert_eq!(t.keys["date"], "date2");
+        assert_eq!(t.page, "pages/visit/detail");
+        assert_eq!(c.notify.batch, 50);
+        assert!(c.notify.wechat_template("claim_released").is_none());
+        let mut c = c;
+        c.apply_env(|k| (k == "NUANXIN_NOTIFY").then(|| "false".into()))
+            .unwrap();
+        assert!(!c.notify.enabled);
+    }
+
+    #[test]
     fn a_bad_flag_is_refused_with_its_name() {
         let mut c = Config::default();
         let err = c
