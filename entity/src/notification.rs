@@ -1,9 +1,31 @@
 //! The outbox, and the in-app inbox.
+//!
+//! A message's life (`status`): `pending` (due at `next_attempt_at`) → `sending` (taken by
+//! a dispatcher until `next_attempt_at`; a dispatcher that died leaves it to be taken
+//! again) → `sent` (`channel` says what reached the person), or `dead` (WeChat refused it
+//! for good: our bug, `last_error` says why), or `dropped` (no longer true when its time
+//! came, e.g. the visit was cancelled meanwhile: `last_error` says why).
 
 use sea_orm::entity::prelude::*;
 
 /// Queued, not yet delivered.
 pub const PENDING: &str = "pending";
+/// Taken by a dispatcher.
+pub const SENDING: &str = "sending";
+/// Delivered; `channel` says how.
+pub const SENT: &str = "sent";
+/// Refused for good by the push channel; still in the inbox.
+pub const DEAD: &str = "dead";
+/// Out of date when it came to be sent: not sent, not in the inbox.
+pub const DROPPED: &str = "dropped";
+
+/// The channels that can reach a person (`channel`).
+pub mod channel {
+    /// A WeChat subscribe message (the message is in the inbox too).
+    pub const WECHAT: &str = "wechat";
+    /// Only the in-app inbox.
+    pub const INBOX: &str = "inbox";
+}
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "notification")]
@@ -23,6 +45,8 @@ pub struct Model {
     pub last_error: Option<String>,
     pub read_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// When it became due and entered the inbox (set when a dispatcher first takes it).
+    pub inbox_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,6 +10,7 @@ mod m20261124_000004_plan_stamp;
 mod m20261124_000005_feed;
 mod m20261124_000006_visit_codes;
 mod m20261124_000007_calendar_link;
+mod m20261124_000008_outbox;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_feed::Migration),
             Box::new(m20261124_000006_visit_codes::Migration),
             Box::new(m20261124_000007_calendar_link::Migration),
+            Box::new(m20261124_000008_outbox::Migration),
         ]
     }
 }

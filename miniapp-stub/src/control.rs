@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::errors::bad_request;
-use crate::state::{Api, AppState, Fault, State};
+use crate::state::{Api, AppState, Fault, RateFault, State};
 use crate::subscribe::Template;
 
 fn ok(body: Value) -> Response {
@@ -199,6 +199,8 @@ struct InjectFault {
     times: u32,
     #[serde(default)]
     delay_ms: u64,
+    #[serde(default)]
+    http_status: Option<u16>,
 }
 
 fn system_error() -> i64 {
@@ -206,8 +208,9 @@ fn system_error() -> i64 {
 }
 
 /// `POST /__fake/faults {"route":"jscode2session|token|stable_token|send","errcode":-1,
-/// "times":2,"delay_ms":0,"errmsg":null}`: the next `times` calls of the route wait
-/// `delay_ms` and then fail with `errcode` (0 = only delay). Faults queue up per route.
+/// "times":2,"delay_ms":0,"errmsg":null,"http_status":null}`: the next `times` calls of
+/// the route wait `delay_ms` and then fail with `errcode` (0 = only delay), or answer
+/// HTTP `http_status` (e.g. 502) without a JSON body. Faults queue up per route.
 /// → `{"route","pending":<calls still to be faulted>}`
 #[handler]
 pub fn inject_fault(Data(app): Data<&Arc<AppState>>, body: Vec<u8>) -> poem::Result<Response> {
@@ -222,9 +225,33 @@ pub fn inject_fault(Data(app): Data<&Arc<AppState>>, body: Vec<u8>) -> poem::Res
         errmsg: req.errmsg,
         times: req.times,
         delay_ms: req.delay_ms,
+        http_status: req.http_status,
     });
     let pending: u32 = queue.iter().map(|f| f.times).sum();
     Ok(ok(json!({ "route": req.route, "pending": pending })))
+}
+
+#[derive(Deserialize)]
+struct FaultRates {
+    route: Api,
+    faults: Vec<RateFault>,
+}
+
+/// `POST /__fake/fault_rates {"route":"send","faults":[{"rate":0.05,"errcode":-1},
+/// {"rate":0.02,"http_status":502},{"rate":0.01,"errcode":45009},
+/// {"rate":0.01,"errcode":-1,"delay_ms":6000}]}`: each call of the route that has no
+/// queued fault draws one of these at random (at most one; the rates add up to at most
+/// 1). An empty list turns them off. → `{"route","faults":[...]}`
+#[handler]
+pub fn set_fault_rates(Data(app): Data<&Arc<AppState>>, body: Vec<u8>) -> poem::Result<Response> {
+    let req: FaultRates = parse(&body)?;
+    let total: f64 = req.faults.iter().map(|f| f.rate).sum();
+    if req.faults.iter().any(|f| !(0.0..=1.0).contains(&f.rate)) || total > 1.0 + 1e-9 {
+        return Err(bad("each rate must be within 0..1 and together at most 1"));
+    }
+    let echo = json!({ "route": req.route, "faults": req.faults });
+    app.lock().fault_rates.insert(req.route, req.faults);
+    Ok(ok(echo))
 }
 
 #[derive(Deserialize)]
@@ -309,6 +336,22 @@ pub fn set_send_options(Data(app): Data<&Arc<AppState>>, body: Vec<u8>) -> poem:
 #[handler]
 pub fn outbox(Data(app): Data<&Arc<AppState>>) -> Response {
     ok(json!(app.lock().subscribe.outbox))
+}
+
+/// `GET /__fake/counts` → `[{"openid","template_id","sent":N}, ...]`: successful sends
+/// per person and template, ordered by openid then template (to check exactly-once).
+#[handler]
+pub fn counts(Data(app): Data<&Arc<AppState>>) -> Response {
+    let counts: Vec<Value> = app
+        .lock()
+        .subscribe
+        .sent_counts()
+        .into_iter()
+        .map(|((openid, template_id), sent)| {
+            json!({ "openid": openid, "template_id": template_id, "sent": sent })
+        })
+        .collect();
+    ok(json!(counts))
 }
 
 /// `GET /__fake/stats` → `{"jscode2session":N,"token":N,"stable_token":N,"send":N}`:

@@ -13,10 +13,12 @@ pub const TEXT_PLAIN: &str = "text/plain";
 pub const WX_JSON: &str = "application/json; encoding=utf-8";
 
 /// A WeChat business error: an errcode and the errmsg text before the ` rid: …` suffix.
+/// With `http_status`, an injected gateway failure instead: that HTTP status and no JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WxError {
     pub errcode: i64,
     pub text: String,
+    pub http_status: Option<u16>,
 }
 
 impl WxError {
@@ -29,6 +31,16 @@ impl WxError {
         Self {
             errcode,
             text: text.into(),
+            http_status: None,
+        }
+    }
+
+    /// A failure in front of WeChat's servers (a 502 from a gateway, say).
+    pub fn http(status: u16) -> Self {
+        Self {
+            errcode: 0,
+            text: String::new(),
+            http_status: Some(status),
         }
     }
 
@@ -119,6 +131,16 @@ pub fn bad_request(message: impl Into<String>) -> Response {
 pub fn reply(result: Result<Value, WxError>, now_unix: i64, content_type: &str) -> Response {
     match result {
         Ok(body) => wx_response(&body, content_type),
+        Err(WxError {
+            http_status: Some(status),
+            ..
+        }) => {
+            tracing::info!(status, "injected HTTP failure");
+            Response::builder()
+                .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY))
+                .content_type("text/html")
+                .body(format!("<html><body><h1>{status}</h1></body></html>"))
+        }
         Err(err) => {
             tracing::info!(errcode = err.errcode, errmsg = %err.text, "wechat error reply");
             wx_response(&err.body(now_unix), content_type)

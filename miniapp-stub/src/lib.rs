@@ -28,8 +28,11 @@ use poem::{Endpoint, EndpointExt, Response, Route, Server, get, post};
 
 pub use subscribe::{
     SentMessage, TEMPLATE_ACTIVITY_NOTICE, TEMPLATE_LONG_TERM_NOTICE, TEMPLATE_TASK_ASSIGNED,
-    TEMPLATE_VISIT_REMINDER, Template, TemplateKind,
+    TEMPLATE_VISIT_NOTICE, TEMPLATE_VISIT_REMINDER, Template, TemplateKind,
 };
+
+pub use state::RateFault;
+pub use value_rules::ValueType;
 
 use state::AppState;
 
@@ -106,6 +109,17 @@ impl FakeWeChat {
     pub fn outbox(&self) -> Vec<SentMessage> {
         self.app.lock().subscribe.outbox.clone()
     }
+
+    /// In-process shortcut of `GET /__fake/counts`: successful sends per (openid,
+    /// template_id).
+    pub fn sent_counts(&self) -> std::collections::BTreeMap<(String, String), u64> {
+        self.app.lock().subscribe.sent_counts()
+    }
+
+    /// Credits WeChat still holds for this person and template.
+    pub fn credits(&self, openid: &str, template_id: &str) -> u32 {
+        self.app.lock().subscribe.credits(openid, template_id)
+    }
 }
 
 impl Drop for FakeWeChat {
@@ -145,10 +159,12 @@ fn control_routes() -> Route {
         .at("/clock", get(get_clock).post(set_clock))
         .at("/token_ttl", post(set_token_ttl))
         .at("/faults", post(inject_fault))
+        .at("/fault_rates", post(set_fault_rates))
         .at("/blocked", post(set_blocked))
         .at("/rate_limits", post(set_rate_limit))
         .at("/send_options", post(set_send_options))
         .at("/outbox", get(outbox))
+        .at("/counts", get(counts))
         .at("/stats", get(stats))
         .at("/reset", post(reset))
 }

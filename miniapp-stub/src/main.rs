@@ -11,7 +11,8 @@ use tracing_subscriber::EnvFilter;
 ///
 /// Point the backend's WeChat API base URL at it. Tests drive it through the control
 /// routes under /__fake/ (login codes, subscribe credits, templates, clock offset, faults,
-/// outbox, stats, reset). State lives in memory and is lost on exit.
+/// random fault rates, outbox, sends per person and template, stats, reset). State lives
+/// in memory and is lost on exit.
 #[derive(Parser, Debug)]
 #[command(name = "wechat-fake", version)]
 struct Args {

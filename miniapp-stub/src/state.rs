@@ -41,13 +41,28 @@ impl Api {
 }
 
 /// One queued fault: the next `times` calls of a route wait `delay_ms`, then fail with
-/// `errcode` (or go on normally when `errcode` is 0, which makes a pure delay).
+/// `errcode` (or go on normally when `errcode` is 0, which makes a pure delay), or with
+/// HTTP `http_status` and no JSON body when that is set.
 #[derive(Debug, Clone)]
 pub struct Fault {
     pub errcode: i64,
     pub errmsg: Option<String>,
     pub times: u32,
     pub delay_ms: u64,
+    pub http_status: Option<u16>,
+}
+
+/// A fault that strikes a share (`rate`, 0 to 1) of a route's calls at random, when no
+/// queued fault is waiting: for load tests with a steady error rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateFault {
+    pub rate: f64,
+    #[serde(default)]
+    pub errcode: i64,
+    #[serde(default)]
+    pub delay_ms: u64,
+    #[serde(default)]
+    pub http_status: Option<u16>,
 }
 
 pub struct State {
@@ -59,6 +74,7 @@ pub struct State {
     pub tokens: TokenState,
     pub subscribe: SubscribeState,
     pub faults: HashMap<Api, VecDeque<Fault>>,
+    pub fault_rates: HashMap<Api, Vec<RateFault>>,
     pub calls: HashMap<Api, u64>,
 }
 
@@ -71,6 +87,7 @@ impl State {
             tokens: TokenState::default(),
             subscribe: SubscribeState::default(),
             faults: HashMap::new(),
+            fault_rates: HashMap::new(),
             calls: HashMap::new(),
         }
     }
@@ -79,17 +96,35 @@ impl State {
         Utc::now() + TimeDelta::seconds(self.clock_offset_secs)
     }
 
-    /// Counts the call and takes the next queued fault for `api`, if any.
+    /// Counts the call and takes the next queued fault for `api`, if any, else draws one
+    /// of the route's random faults.
     fn begin_call(&mut self, api: Api) -> Option<Fault> {
         *self.calls.entry(api).or_default() += 1;
-        let queue = self.faults.get_mut(&api)?;
-        let fault = queue.front_mut()?;
-        fault.times -= 1;
-        let taken = fault.clone();
-        if fault.times == 0 {
-            queue.pop_front();
+        if let Some(queue) = self.faults.get_mut(&api)
+            && let Some(fault) = queue.front_mut()
+        {
+            fault.times -= 1;
+            let taken = fault.clone();
+            if fault.times == 0 {
+                queue.pop_front();
+            }
+            return Some(taken);
         }
-        Some(taken)
+        let rates = self.fault_rates.get(&api)?;
+        let mut draw: f64 = rand::random();
+        for r in rates {
+            if draw < r.rate {
+                return Some(Fault {
+                    errcode: r.errcode,
+                    errmsg: None,
+                    times: 1,
+                    delay_ms: r.delay_ms,
+                    http_status: r.http_status,
+                });
+            }
+            draw -= r.rate;
+        }
+        None
     }
 }
 
@@ -127,6 +162,10 @@ impl AppState {
         let Some(fault) = fault else { return Ok(()) };
         if fault.delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+        }
+        if let Some(status) = fault.http_status {
+            tracing::info!(route = api.name(), status, "injected HTTP failure");
+            return Err(WxError::http(status));
         }
         if fault.errcode == 0 {
             return Ok(());

@@ -17,6 +17,8 @@ use crate::value_rules::ValueType;
 
 /// Default templates registered at start and after a reset (ids are readable on purpose).
 pub const TEMPLATE_VISIT_REMINDER: &str = "TPL_VISIT_REMINDER";
+/// A notice about a visit on a day (a `date` key rather than a `time` one).
+pub const TEMPLATE_VISIT_NOTICE: &str = "TPL_VISIT_NOTICE";
 pub const TEMPLATE_TASK_ASSIGNED: &str = "TPL_TASK_ASSIGNED";
 pub const TEMPLATE_ACTIVITY_NOTICE: &str = "TPL_ACTIVITY_NOTICE";
 pub const TEMPLATE_LONG_TERM_NOTICE: &str = "TPL_LONG_TERM_NOTICE";
@@ -106,6 +108,11 @@ pub fn default_templates() -> Vec<Template> {
             &["thing1", "time2", "thing3", "phrase4"],
         ),
         Template::new(
+            TEMPLATE_VISIT_NOTICE,
+            OneTime,
+            &["thing1", "date2", "thing3", "phrase4"],
+        ),
+        Template::new(
             TEMPLATE_TASK_ASSIGNED,
             OneTime,
             &["thing1", "name2", "date3", "character_string4"],
@@ -171,6 +178,17 @@ impl SubscribeState {
     pub fn credits(&self, openid: &str, template_id: &str) -> u32 {
         let key = (openid.to_owned(), template_id.to_owned());
         self.credits.get(&key).copied().unwrap_or(0)
+    }
+
+    /// Successful sends per (openid, template_id).
+    pub fn sent_counts(&self) -> BTreeMap<(String, String), u64> {
+        let mut counts = BTreeMap::new();
+        for m in &self.outbox {
+            *counts
+                .entry((m.touser.clone(), m.template_id.clone()))
+                .or_default() += 1;
+        }
+        counts
     }
 }
 

@@ -152,6 +152,7 @@ pub async fn cancel_ahead(
                 sent_at: Set(None),
                 last_error: Set(None),
                 read_at: Set(None),
+                inbox_at: Set(None),
                 created_at: Set(now),
             }
         })

@@ -43,6 +43,12 @@ impl AppState {
             Some(url) => Cache::connect(url, &config.cache_prefix).await?,
             None => Cache::memory(),
         });
+        config.notify.check()?;
+        if !config.wechat.appid.is_empty() && config.notify.templates.is_empty() {
+            tracing::warn!(
+                "no notify.templates configured: notifications reach people through the inbox only"
+            );
+        }
         if config.dev_login {
             tracing::warn!("development login is ENABLED: anyone can log in as a demo user");
         }

@@ -125,6 +125,44 @@ impl Cache {
         }
     }
 
+    /// Stores `value` unless `key` holds an unexpired value; whether it was stored. A
+    /// short lock between instances. When Redis fails the answer is yes: the lock only
+    /// spares work, it never guards correctness.
+    pub async fn put_if_absent(&self, key: &str, value: &str, ttl: Duration) -> bool {
+        match self {
+            Cache::Redis { conn, prefix } => {
+                let mut conn = conn.clone();
+                let set: redis::RedisResult<Option<String>> = redis::cmd("SET")
+                    .arg(format!("{prefix}:kv:{key}"))
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl.as_millis().max(1) as u64)
+                    .query_async(&mut conn)
+                    .await;
+                set.map(|ok| ok.is_some()).unwrap_or_else(|err| {
+                    tracing::warn!(%err, "Redis unavailable; lock not taken");
+                    true
+                })
+            }
+            Cache::Memory(memory) => {
+                let mut memory = memory.lock().expect("cache lock");
+                let now = Instant::now();
+                if memory
+                    .values
+                    .get(key)
+                    .is_some_and(|(_, until)| *until > now)
+                {
+                    return false;
+                }
+                memory
+                    .values
+                    .insert(key.to_string(), (value.to_string(), now + ttl));
+                true
+            }
+        }
+    }
+
     /// Removes `key` if it still holds `value` (so a newer value someone else stored stays).
     pub async fn remove_if(&self, key: &str, value: &str) {
         match self {
@@ -201,6 +239,17 @@ mod tests {
         c.put("t", "a", Duration::from_millis(20)).await;
         tokio::time::sleep(Duration::from_millis(30)).await;
         assert_eq!(c.get("t").await, None);
+    }
+
+    #[tokio::test]
+    async fn put_if_absent_takes_a_free_or_expired_key_only() {
+        let c = Cache::memory();
+        assert!(c.put_if_absent("l", "a", Duration::from_millis(30)).await);
+        assert!(!c.put_if_absent("l", "b", Duration::from_millis(30)).await);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(c.put_if_absent("l", "b", Duration::from_millis(30)).await);
+        c.remove_if("l", "b").await;
+        assert!(c.put_if_absent("l", "c", Duration::from_millis(30)).await);
     }
 
     #[test]

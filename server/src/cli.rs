@@ -39,8 +39,9 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         volunteers: usize,
     },
-    /// Run only the scheduled jobs (planning, missed visits), without the API: for
-    /// deployments that keep them apart from the API instances.
+    /// Run only the scheduled jobs (planning, missed visits) and the notification
+    /// dispatcher, without the API: for deployments that keep them apart from the API
+    /// instances.
     Jobs,
     /// Plan every family's visits once now and print the figures.
     Plan {
@@ -149,7 +150,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             );
         }
         Command::Jobs => {
-            let state = AppState::new(config).await?;
+            let state = std::sync::Arc::new(AppState::new(config).await?);
             state.load_demo_data_if_wanted().await?;
             let jobs = crate::jobs::start(&state).await?;
             stop_requested().await;

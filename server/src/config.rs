@@ -40,6 +40,8 @@ pub struct Config {
     pub cache_prefix: String,
     pub wechat: WeChatConfig,
     pub jobs: crate::jobs::JobsConfig,
+    /// Sending the outbox: WeChat templates, batches, retries.
+    pub notify: crate::notify::NotifyConfig,
     pub care: CareConfig,
     pub visits: VisitsConfig,
 }
@@ -124,6 +126,7 @@ impl Default for Config {
             cache_prefix: "nuanxin".into(),
             wechat: WeChatConfig::default(),
             jobs: Default::default(),
+            notify: Default::default(),
             care: Default::default(),
             visits: Default::default(),
         }
@@ -186,6 +189,12 @@ impl Config {
         }
         if let Some(v) = var("NUANXIN_JOBS") {
             self.jobs.enabled = flag("NUANXIN_JOBS", v)?;
+        }
+        if let Some(v) = var("NUANXIN_NOTIFY") {
+            self.notify.enabled = flag("NUANXIN_NOTIFY", v)?;
+        }
+        if let Some(v) = var("NUANXIN_NOTIFY_MINIPROGRAM_STATE") {
+            self.notify.miniprogram_state = v;
         }
         let list = |v: String| -> Vec<String> {
             v.split([',', '，'])
@@ -348,6 +357,24 @@ mod tests {
                 .to_string();
             assert!(err.contains("NUANXIN_DATABASE_POOL"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_notify_template_needs_only_its_id_in_the_file() {
+        let c: Config = toml::from_str(
+            "[notify]\nbatch = 50\n[notify.templates.visit_cancelled]\ntemplate_id = \"T1\"\n",
+        )
+        .unwrap();
+        c.notify.check().unwrap();
+        let t = c.notify.wechat_template("visit_cancelled").unwrap();
+        assert_eq!(t.keys["date"], "date2");
+        assert_eq!(t.page, "pages/visit/detail");
+        assert_eq!(c.notify.batch, 50);
+        assert!(c.notify.wechat_template("claim_released").is_none());
+        let mut c = c;
+        c.apply_env(|k| (k == "NUANXIN_NOTIFY").then(|| "false".into()))
+            .unwrap();
+        assert!(!c.notify.enabled);
     }
 
     #[test]

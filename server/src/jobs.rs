@@ -3,6 +3,9 @@
 //! has not confirmed in time (hourly). Every instance fires them; the leader
 //! lease (Redis when configured, else the database) makes one act, and the run ledger makes
 //! a second fire of the same period a no-op.
+//!
+//! Beside them runs the notification dispatcher (`notify.enabled`), in every instance at
+//! once: it needs no leader, each takes its own batches.
 
 use std::sync::Arc;
 
@@ -95,8 +98,34 @@ pub fn specs(
     ]
 }
 
-/// Starts the jobs of this instance.
-pub async fn start(state: &AppState) -> anyhow::Result<JobsHandle> {
+/// The jobs running in this instance.
+pub struct Running {
+    cron: JobsHandle,
+    dispatcher: Option<crate::notify::dispatch::Dispatcher>,
+}
+
+impl Running {
+    /// Stops both, waiting for work in progress (see `JobsHandle::shutdown`).
+    pub async fn shutdown(self) {
+        if let Some(d) = self.dispatcher {
+            d.shutdown().await;
+        }
+        self.cron.shutdown().await;
+    }
+}
+
+/// Starts the jobs of this instance, and the notification dispatcher.
+pub async fn start(state: &Arc<AppState>) -> anyhow::Result<Running> {
+    let cron = start_cron(state).await?;
+    let dispatcher = state
+        .config
+        .notify
+        .enabled
+        .then(|| crate::notify::dispatch::Dispatcher::start(state.clone()));
+    Ok(Running { cron, dispatcher })
+}
+
+async fn start_cron(state: &AppState) -> anyhow::Result<JobsHandle> {
     let lease = match state.cache.as_ref() {
         Cache::Redis { conn, prefix } => Lease::Redis {
             conn: conn.clone(),

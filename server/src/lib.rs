@@ -19,6 +19,7 @@ pub mod input;
 pub mod jobs;
 pub mod list_cache;
 pub mod metrics;
+pub mod notify;
 pub mod report;
 pub mod visits;
 pub mod wechat;

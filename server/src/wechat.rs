@@ -5,7 +5,7 @@
 //! so no instance invalidates another's token), is shared through the cache (Redis when
 //! configured) and is refreshed ahead of expiry by one caller at a time.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -58,6 +58,29 @@ pub enum WeChatError {
     Api { errcode: i64, errmsg: String },
     #[error("WeChat could not be reached: {0}")]
     Transport(String),
+}
+
+/// One subscribe message (WECHAT.md §3.1). Values are strings already fitted to their
+/// keys' rules (see `notify::templates`).
+#[derive(Clone, Debug)]
+pub struct SubscribeMessage {
+    pub touser: String,
+    pub template_id: String,
+    /// The page the message opens, with its query; None: the message opens nothing.
+    pub page: Option<String>,
+    pub data: BTreeMap<String, String>,
+    /// developer, trial or formal.
+    pub miniprogram_state: String,
+}
+
+#[derive(Deserialize)]
+struct SendBody {
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+    // Larger than 2^53: read as an integer, never as a float.
+    msgid: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -185,6 +208,76 @@ impl WeChatClient {
         }
     }
 
+    /// Sends a subscribe message; the msgid on success. A token WeChat calls invalid or
+    /// expired (40001/42001) is refreshed once and the send retried once. Failing to get a
+    /// token at all is a transport error: the message should be tried again later.
+    pub async fn send_subscribe(&self, message: &SubscribeMessage) -> Result<u64, WeChatError> {
+        let token = self.access_token().await.map_err(token_unavailable)?;
+        match self.post_subscribe(&token, message).await {
+            Err(WeChatError::Api {
+                errcode: 40001 | 42001,
+                ..
+            }) => {
+                self.invalidate_token(&token).await;
+                let token = self.access_token().await.map_err(token_unavailable)?;
+                self.post_subscribe(&token, message).await
+            }
+            sent => sent,
+        }
+    }
+
+    async fn post_subscribe(
+        &self,
+        token: &str,
+        message: &SubscribeMessage,
+    ) -> Result<u64, WeChatError> {
+        let data: serde_json::Map<String, serde_json::Value> = message
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), json!({ "value": v })))
+            .collect();
+        let mut body = json!({
+            "touser": message.touser,
+            "template_id": message.template_id,
+            "miniprogram_state": message.miniprogram_state,
+            "lang": "zh_CN",
+            "data": data,
+        });
+        if let Some(page) = &message.page {
+            body["page"] = json!(page);
+        }
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/cgi-bin/message/subscribe/send", self.base()),
+            [("access_token", token)],
+        )
+        .map_err(|e| WeChatError::Transport(format!("bad api_base: {e}")))?;
+        let response = self
+            .http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            // Without the URL: it carries the access token.
+            .map_err(|e| WeChatError::Transport(e.without_url().to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(WeChatError::Transport(format!("HTTP {status}")));
+        }
+        let text = response
+            .text()
+            .await
+            .map_err(|e| WeChatError::Transport(e.without_url().to_string()))?;
+        let body: SendBody = serde_json::from_str(&text)
+            .map_err(|e| WeChatError::Transport(format!("unreadable answer: {e}")))?;
+        match body.errcode {
+            0 => Ok(body.msgid.unwrap_or_default()),
+            errcode => Err(WeChatError::Api {
+                errcode,
+                errmsg: body.errmsg,
+            }),
+        }
+    }
+
     /// Exchanges a `wx.login` code for the user's openid.
     pub async fn code2session(&self, code: &str) -> Result<Session, WeChatError> {
         let url = reqwest::Url::parse_with_params(
@@ -221,6 +314,10 @@ impl WeChatClient {
             }),
         }
     }
+}
+
+fn token_unavailable(e: WeChatError) -> WeChatError {
+    WeChatError::Transport(format!("no access token: {e}"))
 }
 
 #[cfg(test)]

@@ -114,6 +114,18 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ..Config::default()
     };
     config.jobs.enabled = options.jobs;
+    // Every message template goes out through the fake's visit notice; the dispatcher
+    // runs with the jobs, and tests call it directly otherwise.
+    config.notify.miniprogram_state = "developer".into();
+    for name in server::notify::templates::KNOWN {
+        config.notify.templates.insert(
+            name.into(),
+            server::notify::WeChatTemplate {
+                template_id: miniapp_stub::TEMPLATE_VISIT_NOTICE.into(),
+                ..Default::default()
+            },
+        );
+    }
     config.wechat.api_base = wechat.base_url();
     config.wechat.appid = fake.appid;
     config.wechat.secret = fake.secret;

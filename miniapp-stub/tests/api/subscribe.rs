@@ -334,3 +334,85 @@ async fn send_wants_post_and_a_json_body() {
     let garbage: Value = app.post_raw(&path, "touser=o1").await.json().await.unwrap();
     assert_eq!(errcode(&garbage), 47001);
 }
+
+#[tokio::test]
+async fn an_injected_gateway_failure_is_an_http_error_without_json() {
+    let (app, token) = ready("o-family").await;
+    grant(&app, "o-family", TEMPLATE_VISIT_REMINDER, 1).await;
+    app.control(
+        "faults",
+        json!({ "route": "send", "http_status": 502, "times": 1 }),
+    )
+    .await;
+    let path = format!("/cgi-bin/message/subscribe/send?access_token={token}");
+    let failed = app
+        .post_raw(&path, visit_reminder("o-family").to_string())
+        .await;
+    assert_eq!(failed.status(), 502);
+    assert!(serde_json::from_str::<Value>(&failed.text().await.unwrap()).is_err());
+    assert_eq!(credits(&app, "o-family", TEMPLATE_VISIT_REMINDER).await, 1);
+    assert_eq!(
+        app.send(&token, visit_reminder("o-family")).await["errcode"],
+        0
+    );
+}
+
+#[tokio::test]
+async fn fault_rates_strike_that_share_of_calls_until_cleared() {
+    let (app, token) = ready("o-family").await;
+    grant(&app, "o-family", TEMPLATE_VISIT_REMINDER, 10).await;
+    let set = app
+        .control(
+            "fault_rates",
+            json!({ "route": "send", "faults": [{ "rate": 1.0, "errcode": 45009 }] }),
+        )
+        .await;
+    assert_eq!(set["faults"][0]["errcode"], 45009);
+    for _ in 0..3 {
+        assert_eq!(
+            errcode(&app.send(&token, visit_reminder("o-family")).await),
+            45009
+        );
+    }
+    app.control("fault_rates", json!({ "route": "send", "faults": [] }))
+        .await;
+    assert_eq!(
+        errcode(&app.send(&token, visit_reminder("o-family")).await),
+        0
+    );
+    let too_much = app
+        .post_raw(
+            "/__fake/fault_rates",
+            json!({ "route": "send", "faults": [{ "rate": 0.7 }, { "rate": 0.6 }] }).to_string(),
+        )
+        .await;
+    assert_eq!(too_much.status(), 400);
+}
+
+#[tokio::test]
+async fn counts_are_per_openid_and_template() {
+    let (app, token) = ready("o-a").await;
+    app.mint_code("o-b", None).await;
+    grant(&app, "o-a", TEMPLATE_VISIT_REMINDER, 2).await;
+    grant(&app, "o-b", TEMPLATE_VISIT_REMINDER, 1).await;
+    app.send(&token, visit_reminder("o-a")).await;
+    app.send(&token, visit_reminder("o-a")).await;
+    app.send(&token, visit_reminder("o-b")).await;
+    // Refused sends are not counted.
+    assert_eq!(
+        errcode(&app.send(&token, visit_reminder("o-b")).await),
+        43101
+    );
+    assert_eq!(
+        app.get_json("/__fake/counts").await,
+        json!([
+            { "openid": "o-a", "template_id": TEMPLATE_VISIT_REMINDER, "sent": 2 },
+            { "openid": "o-b", "template_id": TEMPLATE_VISIT_REMINDER, "sent": 1 },
+        ])
+    );
+    let counts = app.fake.sent_counts();
+    assert_eq!(
+        counts[&("o-a".to_owned(), TEMPLATE_VISIT_REMINDER.to_owned())],
+        2
+    );
+}

@@ -23,6 +23,7 @@ pub mod calendar_feed;
 pub mod care_rules;
 pub mod families;
 pub mod health;
+pub mod inbox;
 pub mod pairings;
 pub mod planning;
 pub mod regions;
@@ -48,6 +49,7 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
             pairings::Api(state.clone()),
             planning::Api(state.clone()),
             reports::Api(state.clone()),
+            inbox::Api(state.clone()),
             staff::Api(state),
         ),
         "暖心 nuanxin",
@@ -79,6 +81,8 @@ pub enum Tag {
     Staff,
     /// 走访记录：签到签退、走访记录、家庭确认、志愿时长
     Reports,
+    /// 消息：站内信、微信订阅消息授权
+    Inbox,
 }
 
 /// One page of a list.

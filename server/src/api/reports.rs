@@ -1283,6 +1283,7 @@ impl Api {
                 sent_at: Set(None),
                 last_error: Set(None),
                 read_at: Set(None),
+                inbox_at: Set(None),
                 created_at: Set(now),
             })
             .collect();

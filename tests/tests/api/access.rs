@@ -38,6 +38,9 @@ enum Rule {
     /// Reading one visit: a volunteer who could take it or holds it, coordinators of the
     /// family's region, administrators; anyone else 404.
     Visit,
+    /// One of my own messages: the demo volunteer's ("own"); another person's message
+    /// ("other") and anyone else answer 404, as if it did not exist.
+    Recipient,
 }
 
 /// Ids on each side: "own" is inside 东城县, "other" inside 西山县.
@@ -56,6 +59,8 @@ struct Ids {
     open_visit: [String; 2],
     /// `/api/visits/{id}/claims/{user}/release` of a visit another volunteer claimed.
     release: [String; 2],
+    /// A message in the demo volunteer's inbox ("own"), one in another volunteer's.
+    message: [String; 2],
 }
 
 impl Ids {
@@ -455,6 +460,46 @@ fn cases() -> Vec<Case> {
         },
         Case {
             method: "GET",
+            spec_path: "/me/inbox",
+            rule: LoggedIn,
+            call: |_, _| ("/api/me/inbox".into(), None),
+        },
+        Case {
+            method: "POST",
+            spec_path: "/me/inbox/read-all",
+            rule: LoggedIn,
+            call: |_, _| ("/api/me/inbox/read-all".into(), Some(json!({}))),
+        },
+        Case {
+            method: "POST",
+            spec_path: "/me/inbox/{id}/read",
+            rule: Recipient,
+            call: |i, s| {
+                (
+                    format!("/api/me/inbox/{}/read", i.pick(&i.message, s)),
+                    Some(json!({})),
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/me/subscriptions",
+            rule: LoggedIn,
+            call: |_, _| ("/api/me/subscriptions".into(), None),
+        },
+        Case {
+            method: "POST",
+            spec_path: "/me/subscriptions",
+            rule: LoggedIn,
+            call: |_, _| {
+                (
+                    "/api/me/subscriptions".into(),
+                    Some(json!({"accepted": []})),
+                )
+            },
+        },
+        Case {
+            method: "GET",
             spec_path: "/families/{id}/rules",
             rule: m404,
             call: |i, s| {
@@ -774,6 +819,45 @@ async fn held_visits(app: &TestApp, family: &[String; 2]) -> [String; 2] {
     out
 }
 
+/// A message in the inbox of the demo volunteer ("own") and of another volunteer.
+async fn messages(app: &TestApp) -> [String; 2] {
+    use entity::{app_user, notification};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let mut out = [String::new(), String::new()];
+    for (k, phone) in [people::VOLUNTEER, "13900000001"].into_iter().enumerate() {
+        let user = app_user::Entity::find()
+            .filter(app_user::Column::Phone.eq(phone))
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let now = chrono::Utc::now();
+        let id = uuid::Uuid::now_v7();
+        notification::ActiveModel {
+            id: Set(id),
+            recipient_id: Set(user),
+            template: Set("visit_cancelled".into()),
+            payload: Set(json!({"date": "2026-11-26"})),
+            dedupe_key: Set(format!("matrix:{id}")),
+            status: Set(notification::SENT.into()),
+            channel: Set(Some("inbox".into())),
+            attempts: Set(1),
+            next_attempt_at: Set(now),
+            sent_at: Set(Some(now)),
+            last_error: Set(None),
+            read_at: Set(None),
+            inbox_at: Set(Some(now)),
+            created_at: Set(now),
+        }
+        .insert(&app.state.db)
+        .await
+        .unwrap();
+        out[k] = id.to_string();
+    }
+    out
+}
+
 /// Per side, for a family of the village made for it: a visit a week ahead for two, one
 /// place taken (the demo volunteer lives near the "own" village and far from the
 /// "other"), and a release path for a visit claimed by a volunteer.
@@ -877,6 +961,7 @@ async fn ids(app: &TestApp) -> Ids {
     }
     let (open_visit, release) = visit_rows(app, &village).await;
     Ids {
+        message: messages(app).await,
         held_visit: held_visits(app, &family).await,
         open_visit,
         release,
@@ -1156,6 +1241,28 @@ async fn every_endpoint_answers_every_role_as_the_rules_say() {
                             r.body
                         );
                     }
+                }
+            }
+            Rule::Recipient => {
+                let r = call(&app, &case, &ids, Side::Own, None).await;
+                assert_eq!(r.status.as_u16(), 401, "{what} anonymous: {}", r.body);
+                let r = call(&app, &case, &ids, Side::Own, Some(&volunteer)).await;
+                assert!(
+                    r.status.is_success(),
+                    "{what} as the recipient: {} {}",
+                    r.status,
+                    r.body
+                );
+                let r = call(&app, &case, &ids, Side::Other, Some(&volunteer)).await;
+                assert_eq!(r.status.as_u16(), 404, "{what} someone else's: {}", r.body);
+                for (role, token) in [
+                    ("family", family_token.as_str()),
+                    ("cadre", cadre.as_str()),
+                    ("coordinator", coordinator.as_str()),
+                    ("admin", admin.as_str()),
+                ] {
+                    let r = call(&app, &case, &ids, Side::Own, Some(token)).await;
+                    assert_eq!(r.status.as_u16(), 404, "{what} as {role}: {}", r.body);
                 }
             }
             Rule::FamilyMember { other } => {

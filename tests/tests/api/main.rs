@@ -9,6 +9,7 @@ mod claim_storm;
 mod families;
 mod health;
 mod jobs;
+mod notify;
 mod planning;
 mod regions;
 mod register;

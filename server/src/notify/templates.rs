@@ -1,0 +1,377 @@
+//! What each message says: a title and body for the in-app inbox, and the values of a
+//! WeChat subscribe message, fitted to the rules of each template key (WECHAT.md §3.1).
+//!
+//! Messages can show on a locked phone screen, so they never carry a family's name,
+//! category (失独, 伤残…), illness or address, and never a person's full name ("王*").
+//! The payloads queued today hold a visit id and a date, nothing more.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use scheduler::events::TEMPLATE_VISIT_CANCELLED;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::api::{
+    reports::{TEMPLATE_VISIT_DECLINED, TEMPLATE_VISIT_MOVE_REQUESTED},
+    visits::TEMPLATE_CLAIM_RELEASED,
+};
+
+/// The templates messages are queued with.
+pub const KNOWN: [&str; 4] = [
+    TEMPLATE_VISIT_CANCELLED,
+    TEMPLATE_CLAIM_RELEASED,
+    TEMPLATE_VISIT_DECLINED,
+    TEMPLATE_VISIT_MOVE_REQUESTED,
+];
+
+/// What a WeChat template's keys can carry (`notify.templates.*.keys`).
+pub const SLOTS: [&str; 4] = ["title", "date", "note", "status"];
+
+/// One message, rendered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    /// For the inbox.
+    pub title: String,
+    pub body: String,
+    /// The visit it is about, for the app to open.
+    pub visit_id: Option<Uuid>,
+    /// For WeChat: a short heading, the day, a note, a status of a few characters.
+    pub heading: &'static str,
+    pub date: NaiveDate,
+    pub note: &'static str,
+    pub status: &'static str,
+}
+
+/// Renders a queued message. `queued_on` stands in for a date the payload lacks.
+pub fn render(template: &str, payload: &Value, queued_on: NaiveDate) -> Message {
+    let date = payload
+        .get("date")
+        .and_then(Value::as_str)
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(queued_on);
+    let visit_id = payload
+        .get("task_id")
+        .and_then(Value::as_str)
+        .and_then(|id| id.parse().ok());
+    let day = date.format("%-m月%-d日").to_string();
+    let (title, body, heading, note, status) = match template {
+        TEMPLATE_VISIT_CANCELLED => (
+            "走访已取消",
+            format!("您负责的{day}的走访已取消，无需前往。谢谢您的关心。"),
+            "走访取消通知",
+            "无需前往，谢谢您的关心",
+            "已取消",
+        ),
+        TEMPLATE_CLAIM_RELEASED => (
+            "走访安排有调整",
+            format!("协调员调整了{day}的走访安排，您无需再前往。如有疑问，请联系协调员。"),
+            "走访安排调整",
+            "您无需再前往此次走访",
+            "已调整",
+        ),
+        TEMPLATE_VISIT_DECLINED => (
+            "家庭这次不便接待",
+            format!("您负责的{day}的走访，家庭表示这次不便接待。请先不要前往，协调员会与您联系。"),
+            "走访变动提醒",
+            "家庭这次不便接待，请先不要前往",
+            "待协调",
+        ),
+        TEMPLATE_VISIT_MOVE_REQUESTED => (
+            "家庭希望改期",
+            format!("您负责的{day}的走访，家庭希望换个时间。协调员会与您确认新的安排。"),
+            "走访改期提醒",
+            "家庭希望换个时间，请等待协调员安排",
+            "待改期",
+        ),
+        _ => (
+            "暖心通知",
+            "您有一条新消息，请在暖心小程序中查看。".to_string(),
+            "暖心通知",
+            "请在小程序中查看",
+            "新消息",
+        ),
+    };
+    Message {
+        title: title.into(),
+        body,
+        visit_id,
+        heading,
+        date,
+        note,
+        status,
+    }
+}
+
+/// The data of a WeChat subscribe message: each configured key (`slot → key`) gets its
+/// slot's value fitted to the key's type.
+pub fn wechat_data(message: &Message, keys: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    keys.iter()
+        .map(|(slot, key)| {
+            let value = match slot.as_str() {
+                "date" => Slot::Date(message.date),
+                "title" => Slot::Text(message.heading),
+                "note" => Slot::Text(message.note),
+                _ => Slot::Text(message.status),
+            };
+            (key.clone(), fit(key, value))
+        })
+        .collect()
+}
+
+/// The type of a template key, from its name without the trailing digits (`thing1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// ≤ 20 characters of anything printable.
+    Thing,
+    /// ≤ 5 Chinese characters.
+    Phrase,
+    /// ≤ 10 Chinese characters, or ≤ 20 letters; no digits.
+    Name,
+    /// A 24-hour time, may have a date before it; `~` ranges.
+    Time,
+    /// A date, may have a time after it.
+    Date,
+    /// ≤ 32 ASCII letters, digits and symbols.
+    CharacterString,
+}
+
+/// The kinds of key we can fill; None for the others (amount, phone_number, enum…).
+pub fn key_kind(key: &str) -> Option<KeyKind> {
+    match key.trim_end_matches(|c: char| c.is_ascii_digit()) {
+        "thing" => Some(KeyKind::Thing),
+        "phrase" => Some(KeyKind::Phrase),
+        "name" => Some(KeyKind::Name),
+        "time" => Some(KeyKind::Time),
+        "date" => Some(KeyKind::Date),
+        "character_string" => Some(KeyKind::CharacterString),
+        _ => None,
+    }
+}
+
+/// Whether a slot's value can be fitted to a key of this kind: dates need a key that
+/// takes a date, and text cannot go into a date or time key.
+pub fn slot_fits(slot: &str, kind: KeyKind) -> bool {
+    match slot {
+        "date" => !matches!(kind, KeyKind::Phrase | KeyKind::Name),
+        _ => !matches!(kind, KeyKind::Time | KeyKind::Date),
+    }
+}
+
+/// A value before it is fitted to a key.
+#[derive(Clone, Copy, Debug)]
+pub enum Slot<'a> {
+    Text(&'a str),
+    /// A whole day.
+    Date(NaiveDate),
+}
+
+/// A value WeChat accepts for `key`: shortened (with "…" where the type allows it), never
+/// empty, always a string. Nothing is ever refused.
+pub fn fit(key: &str, value: Slot) -> String {
+    let kind = key_kind(key).unwrap_or(KeyKind::Thing);
+    let text = match value {
+        Slot::Date(d) => match kind {
+            // A time needs a clock: the whole day.
+            KeyKind::Time => return format!("{} 00:00~23:59", chinese_date(d)),
+            KeyKind::CharacterString => return d.format("%Y-%m-%d").to_string(),
+            KeyKind::Date | KeyKind::Thing => return chinese_date(d),
+            _ => chinese_date(d),
+        },
+        Slot::Text(t) => t.to_string(),
+    };
+    let text = one_line(&text);
+    let fitted = match kind {
+        KeyKind::Thing | KeyKind::Date | KeyKind::Time => shorten(&text, 20),
+        KeyKind::Phrase => text.chars().filter(|c| is_chinese(*c)).take(5).collect(),
+        KeyKind::Name => {
+            let name: String = text.chars().filter(|c| !c.is_ascii_digit()).collect();
+            let max = if name.chars().any(is_chinese) { 10 } else { 20 };
+            shorten(name.trim(), max)
+        }
+        KeyKind::CharacterString => text
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(32)
+            .collect(),
+    };
+    if fitted.trim().is_empty() {
+        // An empty value is refused (47003): say something neutral instead.
+        match kind {
+            KeyKind::CharacterString => "-".into(),
+            KeyKind::Name => "暖心".into(),
+            _ => "请查看".into(),
+        }
+    } else {
+        fitted
+    }
+}
+
+/// A name as it may appear on a locked screen: the surname only ("王*").
+pub fn masked_name(full: &str) -> String {
+    match full.trim().chars().next() {
+        Some(first) => format!("{first}*"),
+        None => "*".into(),
+    }
+}
+
+fn chinese_date(d: NaiveDate) -> String {
+    d.format("%Y年%-m月%-d日").to_string()
+}
+
+/// Control characters (line breaks…) become spaces; WeChat refuses them.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// At most `max` characters; a longer text keeps `max - 1` and ends with "…".
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out = out.trim_end().to_string();
+    out.push('…');
+    out
+}
+
+fn is_chinese(c: char) -> bool {
+    matches!(c,
+        '\u{4e00}'..='\u{9fff}' | '\u{3400}'..='\u{4dbf}' | '\u{f900}'..='\u{faff}'
+        | '\u{20000}'..='\u{2ebef}')
+}
+
+#[cfg(test)]
+mod tests {
+    use miniapp_stub::ValueType;
+    use serde_json::json;
+
+    use super::*;
+
+    /// The fake WeChat server's rules: an independent check of ours.
+    fn accepted(key: &str, value: &str) -> bool {
+        ValueType::of_key(key).is_some_and(|t| t.accepts(value, &[]))
+    }
+
+    const KEYS: [&str; 6] = [
+        "thing1",
+        "phrase2",
+        "name3",
+        "time4",
+        "date5",
+        "character_string6",
+    ];
+
+    #[test]
+    fn long_values_are_shortened_with_an_ellipsis_never_refused() {
+        let long = "请于本周内与家庭确认走访时间并提前告知所在村的责任干部";
+        let thing = fit("thing1", Slot::Text(long));
+        assert_eq!(thing.chars().count(), 20);
+        assert!(thing.ends_with('…'), "{thing}");
+        assert_eq!(fit("thing1", Slot::Text("走访提醒")), "走访提醒");
+        assert_eq!(fit("phrase4", Slot::Text("已经取消了吗")), "已经取消了");
+        assert_eq!(fit("phrase4", Slot::Text("OK 已取消")), "已取消");
+        assert_eq!(fit("phrase4", Slot::Text("OK")), "请查看");
+        assert_eq!(fit("thing1", Slot::Text("第一行\n第二行")), "第一行 第二行");
+        assert_eq!(fit("name2", Slot::Text("志愿者王*")), "志愿者王*");
+        assert_eq!(
+            fit("name2", Slot::Text("欧阳志愿者服务队第二十三小组"))
+                .chars()
+                .count(),
+            10
+        );
+    }
+
+    #[test]
+    fn dates_fit_date_time_and_text_keys() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        assert_eq!(fit("date2", Slot::Date(d)), "2026年11月26日");
+        assert_eq!(fit("time2", Slot::Date(d)), "2026年11月26日 00:00~23:59");
+        assert_eq!(fit("thing3", Slot::Date(d)), "2026年11月26日");
+        assert_eq!(fit("character_string4", Slot::Date(d)), "2026-11-26");
+        for key in KEYS {
+            let v = fit(key, Slot::Date(d));
+            assert!(accepted(key, &v), "{key} = {v:?}");
+        }
+    }
+
+    #[test]
+    fn every_fitted_value_obeys_the_fake_servers_rules() {
+        let samples = [
+            String::new(),
+            " ".into(),
+            "走访提醒".into(),
+            "王*".into(),
+            "a".repeat(40),
+            "走".repeat(40),
+            "志愿者王*，请于2026年11月26日上午10:00前到达".into(),
+            "Tab\there\nand a very long English sentence without any Chinese at all".into(),
+            "12345678901234567890123456789012345".into(),
+            "😀 emoji and 汉字 mixed 123".into(),
+        ];
+        for key in KEYS {
+            for s in &samples {
+                let v = fit(key, Slot::Text(s));
+                // Time and date keys only ever get dates from us; text into them is a
+                // configuration error the start-up check cannot see, so only the others.
+                if matches!(key_kind(key), Some(KeyKind::Time | KeyKind::Date)) {
+                    continue;
+                }
+                assert!(accepted(key, &v), "{key} = {v:?} (from {s:?})");
+            }
+        }
+    }
+
+    #[test]
+    fn every_template_renders_values_wechat_accepts_and_nothing_sensitive() {
+        let day = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+        let id = Uuid::now_v7();
+        let keys: BTreeMap<String, String> = [
+            ("title", "thing1"),
+            ("date", "date2"),
+            ("note", "thing3"),
+            ("status", "phrase4"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.into(), b.into()))
+        .collect();
+        for template in KNOWN.iter().copied().chain(["something_new"]) {
+            let m = render(
+                template,
+                &json!({"task_id": id, "date": "2026-11-26", "event": "death"}),
+                day,
+            );
+            assert_eq!(m.date, NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
+            assert!(m.body.contains("11月26日") || template == "something_new");
+            let data = wechat_data(&m, &keys);
+            assert_eq!(data.len(), 4);
+            for (key, value) in &data {
+                assert!(accepted(key, value), "{template}: {key} = {value:?}");
+            }
+            let all = format!("{} {} {:?}", m.title, m.body, data);
+            for word in ["失独", "伤残", "去世", "死亡", "病", "特扶"] {
+                assert!(!all.contains(word), "{template} says {word}: {all}");
+            }
+            if template != "something_new" {
+                assert_eq!(m.visit_id, Some(id));
+            }
+        }
+        // No date in the payload: the day it was queued.
+        assert_eq!(render(KNOWN[0], &json!({}), day).date, day);
+    }
+
+    #[test]
+    fn names_show_the_surname_only() {
+        assert_eq!(masked_name("王小明"), "王*");
+        assert_eq!(masked_name(" 欧阳娜娜"), "欧*");
+        assert_eq!(masked_name(""), "*");
+        assert!(accepted(
+            "name1",
+            &fit("name1", Slot::Text(&masked_name("王小明")))
+        ));
+    }
+}
