@@ -278,6 +278,33 @@ impl WeChatClient {
         }
     }
 
+    /// True when `api_base` is not WeChat itself (the fake server, in development).
+    pub fn is_fake(&self) -> bool {
+        !self.base().ends_with("api.weixin.qq.com")
+    }
+
+    /// Development only: a login code from the fake WeChat server for `openid`, as
+    /// `wx.login()` gives the mini-program one (see `POST /__fake/codes`).
+    pub async fn fake_login_code(&self, openid: &str) -> Result<String, WeChatError> {
+        #[derive(Deserialize)]
+        struct Minted {
+            code: String,
+        }
+        let response = self
+            .http
+            .post(format!("{}/__fake/codes", self.base()))
+            .json(&json!({ "openid": openid }))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| WeChatError::Transport(e.without_url().to_string()))?;
+        let minted: Minted = response
+            .json()
+            .await
+            .map_err(|e| WeChatError::Transport(format!("unreadable answer: {e}")))?;
+        Ok(minted.code)
+    }
+
     /// Exchanges a `wx.login` code for the user's openid.
     pub async fn code2session(&self, code: &str) -> Result<Session, WeChatError> {
         let url = reqwest::Url::parse_with_params(

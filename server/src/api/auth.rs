@@ -90,6 +90,34 @@ impl Validate for DevLogin {
     }
 }
 
+/// What the development login offers; both false in production.
+#[derive(Object)]
+pub struct DevOptions {
+    /// `POST /api/auth/dev` logs in as a demo user by phone number.
+    pub dev_login: bool,
+    /// `POST /api/auth/dev/wx-code` gives a login code from the fake WeChat server.
+    pub wx_code: bool,
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevCodeRequest {
+    /// The WeChat account (openid) of the simulated phone.
+    pub openid: String,
+}
+
+impl Validate for DevCodeRequest {
+    fn validate(&self) -> ApiResult<()> {
+        text("openid", &self.openid, 1, 64)
+    }
+}
+
+#[derive(Object)]
+pub struct DevCode {
+    /// Log in with it at `POST /api/auth/wechat`, as with a `wx.login()` code.
+    pub code: String,
+}
+
 #[derive(Object)]
 pub struct Me {
     pub user_id: Uuid,
@@ -290,6 +318,36 @@ impl Api {
             .ok_or(ApiError::NotFound("用户"))?;
         tracing::warn!(user = %user.id, "development login");
         Ok(Json(issue_tokens(state, &state.db, user.id, None).await?))
+    }
+
+    /// What the development login offers (the H5 login page asks).
+    #[oai(path = "/dev", method = "get")]
+    async fn dev_options(&self) -> Json<DevOptions> {
+        let state = &self.0;
+        Json(DevOptions {
+            dev_login: state.config.dev_login,
+            wx_code: state.config.dev_login && state.wechat.is_fake(),
+        })
+    }
+
+    /// Development only (`dev_login = true` and `wechat.api_base` the fake WeChat server):
+    /// a login code for a WeChat account, standing in for `wx.login()` in a browser, so
+    /// the H5 pages log in by the mini-program's own path.
+    #[oai(path = "/dev/wx-code", method = "post")]
+    async fn dev_wx_code(&self, body: Input<DevCodeRequest>) -> ApiResult<Json<DevCode>> {
+        let state = &self.0;
+        if !state.config.dev_login || !state.wechat.is_fake() {
+            return Err(ApiError::NotFound("开发登录"));
+        }
+        let code = state
+            .wechat
+            .fake_login_code(body.0.openid.trim())
+            .await
+            .map_err(|e| {
+                tracing::warn!(err = %e, "the fake WeChat server gave no login code");
+                ApiError::Upstream("模拟微信未启动或不可达".into())
+            })?;
+        Ok(Json(DevCode { code }))
     }
 
     /// Who I am and what I may do.

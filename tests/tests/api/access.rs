@@ -149,6 +149,23 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            method: "GET",
+            spec_path: "/auth/dev",
+            rule: Public,
+            call: |_, _| ("/api/auth/dev".into(), None),
+        },
+        Case {
+            method: "POST",
+            spec_path: "/auth/dev/wx-code",
+            rule: Public,
+            call: |_, _| {
+                (
+                    "/api/auth/dev/wx-code".into(),
+                    Some(json!({"openid": "o-access-matrix"})),
+                )
+            },
+        },
+        Case {
             method: "POST",
             spec_path: "/volunteers/register",
             rule: Public,

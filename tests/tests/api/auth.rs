@@ -125,6 +125,40 @@ async fn development_login_exists_only_when_enabled() {
     app.post("/api/auth/dev", None, json!({"phone": people::ADMIN}))
         .await
         .error(404, "not_found");
+    let offered = app.get("/api/auth/dev", None).await.ok();
+    assert_eq!(offered, json!({"dev_login": false, "wx_code": false}));
+    app.post("/api/auth/dev/wx-code", None, json!({"openid": "o-h5"}))
+        .await
+        .error(404, "not_found");
+}
+
+#[tokio::test]
+async fn in_development_a_browser_gets_a_login_code_from_the_fake_wechat() {
+    let app = spawn_app_with(Options {
+        demo_families: None,
+        ..Options::default()
+    })
+    .await;
+    let offered = app.get("/api/auth/dev", None).await.ok();
+    assert_eq!(offered, json!({"dev_login": true, "wx_code": true}));
+    let code = app
+        .post(
+            "/api/auth/dev/wx-code",
+            None,
+            json!({"openid": "o-h5-phone"}),
+        )
+        .await
+        .ok()["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The mini-program's own login path from here on: a new account gets a ticket.
+    let login = app
+        .post("/api/auth/wechat", None, json!({"code": code}))
+        .await
+        .ok();
+    assert_eq!(login["bound"], false);
+    assert!(login["ticket"].is_string());
 }
 
 #[tokio::test]
