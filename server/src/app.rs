@@ -153,6 +153,11 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .at("/readyz", poem::get(api::health::readyz))
         .at("/metrics", poem::get(api::health::metrics))
         .nest("/api", service)
+        .nest("/app", crate::h5::endpoint())
+        .at(
+            "/",
+            poem::endpoint::make_sync(|_| poem::web::Redirect::see_other("/app/")),
+        )
         .around(move |ep, req| async move { limit_body(ep, req, max_body).await })
         .data(state)
         .catch_all_error(to_json_error)

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod eligibility;
 pub mod error;
 pub mod geo;
+pub mod h5;
 pub mod ics;
 pub mod input;
 pub mod jobs;

@@ -1,0 +1,143 @@
+// The family's page, for parents who may be over 70: one screen, large buttons, plain
+// words, a "大字" and a "高对比" switch, and a help button at the top.
+import { api } from '../api.js';
+import { h, show, alertBox, busy } from '../ui.js';
+import { windowLabel, isoDate } from '../shared/core.js';
+
+function setting(cls, label) {
+  const on = document.documentElement.classList.contains(cls);
+  return h('button', {
+    'aria-pressed': String(on),
+    onclick: () => {
+      const now = document.documentElement.classList.toggle(cls);
+      localStorage.setItem('nx_' + cls, now ? '1' : '0');
+      home();
+    },
+  }, label);
+}
+
+function helpPanel() {
+  // No help-request API yet: say plainly what to do now.
+  return h('div', { class: 'alert', role: 'alert', id: 'help-info' },
+    h('p', {}, '如遇紧急情况，请直接拨打：'),
+    h('p', {}, h('a', { class: 'button big', href: 'tel:120' }, '急救 120'), ' ', h('a', { class: 'button big', href: 'tel:110' }, '报警 110')),
+    h('p', {}, '在“暖心”里一键通知协会工作人员的功能即将开通。'));
+}
+
+function who(v) {
+  if (!v.visitors.length) return '正在安排志愿者';
+  return v.visitors.map((p) =>
+    p.name + (p.role === 'cadre' ? '（联系干部）' : '') + (p.team ? ' · ' + p.team : '')).join('，');
+}
+
+function visitCard(v) {
+  const box = h('div');
+  const message = h('div');
+  const fail = (e) => message.replaceChildren(alertBox(e.message));
+  const card = h('section', { class: 'card', 'data-visit': v.id },
+    h('h3', {}, windowLabel(v.window_start, v.window_end)),
+    h('div', {}, v.kind_label, v.channel === 'phone_call' ? '（电话问候）' : '（上门看望）'),
+    h('div', { class: 'visitors' }, '来看您的是：', who(v)),
+    v.requests.includes('decline') && h('div', { class: 'tag' }, '您已说过这次不用来'),
+    v.requests.includes('move') && h('div', { class: 'tag' }, '您已请求换个日子'),
+    message, box);
+
+  if (v.can_confirm) {
+    let rating = 0;
+    const stars = h('div', { class: 'stars row', role: 'group', 'aria-label': '打分' },
+      [1, 2, 3, 4, 5].map((n) => h('button', {
+        'aria-pressed': 'false', 'aria-label': n + ' 星', 'data-star': n,
+        onclick: () => {
+          rating = n;
+          for (const b of stars.children) b.setAttribute('aria-pressed', String(Number(b.dataset.star) <= n));
+        },
+      }, '★')));
+    const confirm = h('button', {
+      class: 'primary big', id: 'confirm-' + v.id,
+      onclick: () => busy(confirm, async () => {
+        try {
+          await api.confirm(v.id, rating || undefined);
+          box.replaceChildren(h('div', { class: 'done' }, '谢谢您！已确认这次走访。'));
+        } catch (e) { fail(e); }
+      }),
+    }, '是的，他们来过了');
+    box.append(h('p', {}, '志愿者已经来过了吗？给这次走访打个分：'), stars, confirm);
+    return card;
+  }
+
+  if (['open', 'claimed', 'in_progress'].includes(v.status)) {
+    const showCode = h('button', {
+      class: 'big',
+      onclick: () => busy(showCode, async () => {
+        try {
+          const c = await api.familyCode(v.id);
+          box.replaceChildren(h('p', {}, '请把这 6 个数字告诉上门的志愿者：'), h('div', { class: 'bigcode' }, c.code));
+        } catch (e) { fail(e); }
+      }),
+    }, '出示签到码');
+    const move = h('button', { class: 'big', onclick: () => box.replaceChildren(moveForm(v, fail)) }, '换个日子');
+    const decline = h('button', { class: 'big', onclick: () => box.replaceChildren(declineForm(v, fail)) }, '这次不用来了');
+    box.append(v.visitors.length ? showCode : '', move, decline);
+  }
+  return card;
+}
+
+function declineForm(v, fail) {
+  const reasons = ['身体不舒服', '那几天不在家', '不想被打扰'];
+  const done = h('div');
+  return h('div', {},
+    h('p', {}, '为什么这次不用来？点一下就好：'),
+    reasons.map((r) => {
+      const b = h('button', {
+        class: 'big',
+        onclick: () => busy(b, async () => {
+          try { await api.decline(v.id, r); done.replaceChildren(h('div', { class: 'done' }, '好的，我们已告诉工作人员。')); } catch (e) { fail(e); }
+        }),
+      }, r);
+      return b;
+    }), done);
+}
+
+function moveForm(v, fail) {
+  const date = h('input', { type: 'date', min: isoDate(1), value: isoDate(7), 'aria-label': '希望的日子' });
+  const done = h('div');
+  const send = h('button', {
+    class: 'primary big',
+    onclick: () => busy(send, async () => {
+      try {
+        await api.move(v.id, '家属希望换个日子', [date.value]);
+        done.replaceChildren(h('div', { class: 'done' }, '好的，工作人员会和您商量新的日子。'));
+      } catch (e) { fail(e); }
+    }),
+  }, '就这天');
+  return h('div', {}, h('p', {}, '哪天方便？'), date, send, done);
+}
+
+export async function home() {
+  const help = h('div');
+  const helpButton = h('button', { class: 'help big', id: 'help', onclick: () => help.replaceChildren(helpPanel()) }, '我需要帮助');
+  const list = h('div', { id: 'family-visits' });
+  show(
+    h('div', { class: 'row' }, setting('large', '大字'), setting('contrast', '高对比'),
+      h('button', { onclick: async () => { await api.logout(); location.hash = '#/login'; } }, '退出')),
+    helpButton, help,
+    h('h1', {}, '谁来看您'),
+    list,
+  );
+  try {
+    const { items: visits } = await api.familyVisits();
+    // The next few only: a long list is hard to read; the rest is one tap away.
+    const FIRST = 3;
+    list.replaceChildren(...visits.slice(0, FIRST).map(visitCard));
+    if (visits.length > FIRST) {
+      const rest = h('button', {
+        class: 'big',
+        onclick: () => rest.replaceWith(...visits.slice(FIRST).map(visitCard)),
+      }, '看后面的安排（' + (visits.length - FIRST) + ' 次）');
+      list.append(rest);
+    }
+    if (!visits.length) list.append(h('p', {}, '最近没有安排走访。'));
+  } catch (e) {
+    list.replaceChildren(alertBox(e.message));
+  }
+}
