@@ -1,0 +1,207 @@
+// The H5 pages in a real browser, as people use them: a volunteer finds a visit in the
+// feed, claims it, checks in at the family's door, checks out and reports; the family
+// logs in with WeChat and an invite code, sees who is coming, confirms and rates the
+// visit; a claim that loses a race says so. Screenshots of every page at phone size go
+// to artifacts/ (git-ignored).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+import { start, api, devToken, sql, stored, blob, browserPath, BROWSER_ARGS } from './harness.mjs';
+
+const SHOTS = new URL('./artifacts/', import.meta.url).pathname;
+const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, locale: 'zh-CN' };
+const VOLUNTEER = '13900000000';
+const COORDINATOR = '13800000011'; // 东城县, where the volunteer lives
+
+let sys, browser, fx;
+
+async function shot(page, name) {
+  await page.screenshot({ path: SHOTS + name + '.png', fullPage: true });
+}
+
+/**
+ * A family in 杨柳村 registered through the API (which plans its visits), and two of its
+ * visits made volunteer visits for one person without special skills: `now` has its
+ * window open since an hour (no planned visit opens today, and no API moves one yet),
+ * `race` opens tomorrow.
+ */
+async function fixture(base, db) {
+  const coordinator = await devToken(base, COORDINATOR);
+  const village = (await api(base, 'GET', '/api/regions?q=' + encodeURIComponent('杨柳村'), coordinator)).items[0];
+  const home = { lat: village.lat + 0.002, lng: village.lng + 0.002 };
+  const family = await api(base, 'POST', '/api/families', coordinator, {
+    region_id: village.id, register_no: 'H5-TEST-1', category: 'empty_nest',
+    head_name: '孙长海', address: '杨柳村5组8号', phone: '13712345678', ...home,
+    members: [
+      { name: '孙长海', relation: 'father', birth_year: 1950, birth_month: 3, birth_day: 2 },
+      { name: '周桂兰', relation: 'mother', birth_year: 1952, birth_month: 5, birth_day: 8 },
+    ],
+  });
+  const ids = sql(db, `SELECT lower(hex(id)) FROM visit_task WHERE family_id = ${blob(family.id)} ORDER BY window_start LIMIT 2`)
+    .split('\n').map((hex) => hex.replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5'));
+  assert.equal(ids.length, 2, 'the new family has visits planned');
+  const hour = 3600e3;
+  const open = (id, from, to) => sql(db, `UPDATE visit_task SET assign_to_cadre = 0, assigned_cadre_id = NULL,
+    channel = 'home_visit', kind = 'checkin', kinds = '["checkin"]', volunteers_needed = 1, required_skills = '[]',
+    gentle = 0, status = 'open', window_start = '${stored(from)}', window_end = '${stored(to)}' WHERE id = ${blob(id)}`);
+  open(ids[0], new Date(Date.now() - hour), new Date(Date.now() + 23 * hour));
+  open(ids[1], new Date(Date.now() + 30 * hour), new Date(Date.now() + 54 * hour));
+  const mother = family.members.find((m) => m.relation === 'mother');
+  const invite = await api(base, 'POST', `/api/families/${family.id}/invites`, coordinator, { member_id: mother.id });
+  return { home, now: ids[0], race: ids[1], invite: invite.code };
+}
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  sys = await start();
+  fx = await fixture(sys.base, sys.db);
+  browser = await chromium.launch({ executablePath: browserPath(), args: BROWSER_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  sys?.stop();
+});
+
+async function volunteerPage() {
+  const context = await browser.newContext({
+    ...PHONE,
+    permissions: ['geolocation'],
+    geolocation: { latitude: fx.home.lat, longitude: fx.home.lng }, // at the family's door
+  });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => assert.fail('script error on the page: ' + e.message));
+  return page;
+}
+
+async function loginAsDemo(page, phone, name) {
+  await page.goto(sys.base + '/app/');
+  await page.getByRole('button', { name: '以演示身份登录' }).waitFor();
+  await shot(page, name);
+  await page.selectOption('#demo-user', phone);
+  await page.getByRole('button', { name: '以演示身份登录' }).click();
+  await page.getByRole('heading', { name: '找走访' }).waitFor();
+}
+
+test('a claim that loses the race says so plainly', async () => {
+  const page = await volunteerPage();
+  await loginAsDemo(page, VOLUNTEER, '01-login');
+  await page.goto(sys.base + '/app/#/v/visit/' + fx.race);
+  await page.locator('#claim').waitFor();
+
+  // Meanwhile another volunteer takes the only place.
+  let taken = false;
+  for (let n = 1; n <= 20 && !taken; n++) {
+    const other = await devToken(sys.base, '139' + String(n).padStart(8, '0')).catch(() => null);
+    if (other) taken = await api(sys.base, 'POST', `/api/visits/${fx.race}/claims`, other).then(() => true, () => false);
+  }
+  assert.ok(taken, 'another demo volunteer could take the visit');
+
+  await page.locator('#claim').click();
+  const alert = page.getByRole('alert');
+  await alert.waitFor();
+  assert.match(await alert.innerText(), /来晚了一步/);
+  await shot(page, '02-claim-lost');
+  await page.context().close();
+});
+
+test('a volunteer finds a visit, claims it, checks in, checks out and reports; the family confirms and rates it', async () => {
+  const page = await volunteerPage();
+  await loginAsDemo(page, VOLUNTEER, '01-login');
+
+  // The feed, narrowed to today: the visit open now.
+  await page.locator('#feed-list .card').first().waitFor();
+  await page.fill('#f-from', new Date(Date.now() + 8 * 3600e3).toISOString().slice(0, 10));
+  await page.locator('#f-from').dispatchEvent('change');
+  const card = page.locator(`#feed-list [data-visit="${fx.now}"]`);
+  await card.waitFor();
+  await shot(page, '03-feed');
+  await card.click();
+
+  // Before the claim the family is masked: village and category only.
+  await page.locator('#claim').waitFor();
+  assert.equal(await page.locator('#family-name').count(), 0);
+  await shot(page, '04-visit');
+  await page.locator('#claim').click();
+  await page.locator('#family-name').waitFor();
+  assert.match(await page.locator('#family-name').innerText(), /孙长海/);
+  await shot(page, '05-claimed');
+
+  // The family logs in the mini-program's way: WeChat code, then the invite code.
+  const family = await (await browser.newContext(PHONE)).newPage();
+  family.on('pageerror', (e) => assert.fail('script error on the family page: ' + e.message));
+  await family.goto(sys.base + '/app/');
+  await family.getByRole('button', { name: '微信登录' }).click();
+  await family.fill('#invite-code', fx.invite);
+  await shot(family, '06-family-bind');
+  await family.getByRole('button', { name: '绑定' }).click();
+  const visit = family.locator(`[data-visit="${fx.now}"]`);
+  await visit.waitFor();
+  const me = await api(sys.base, 'GET', '/api/auth/me', await devToken(sys.base, VOLUNTEER));
+  assert.match(await visit.locator('.visitors').innerText(), new RegExp(me.name[0] + '\\*'));
+  assert.doesNotMatch(await visit.innerText(), new RegExp(me.name));
+  await shot(family, '07-family-who-is-coming');
+  await family.getByRole('button', { name: '我需要帮助' }).click();
+  await family.locator('#help-info').waitFor();
+  await family.getByRole('button', { name: '大字' }).click();
+  await shot(family, '08-family-help-large-text');
+
+  // At the door: check in by position, check out.
+  await page.locator('#go-do').click();
+  await page.locator('#checkin-position').click();
+  await page.getByText('已签到').waitFor();
+  await page.locator('#checkout').click();
+  await page.getByText('已签退').waitFor();
+  await shot(page, '09-checked-in-and-out');
+
+  // The report: a blood pressure out of range is refused with the API's words, by field.
+  await page.locator('#go-report').click();
+  await page.locator('input[name=services][value=condolence]').check();
+  await page.locator('input[name=services][value=health_check]').check();
+  await page.fill('input[name=cash_yuan]', '500');
+  await page.fill('input[name=goods]', '大米一袋、食用油一桶');
+  await page.fill('input[name=bp_systolic]', '300');
+  await page.fill('input[name=bp_diastolic]', '85');
+  await page.locator('input[name=mood][value=stable]').check();
+  await page.fill('textarea[name=needs]', '想请人帮忙修水管');
+  await page.locator('#submit-report').click();
+  const fieldError = page.locator('[data-field=bp_systolic] .field-error');
+  await fieldError.filter({ hasText: /./ }).waitFor();
+  assert.match(await page.getByRole('alert').innerText(), /收缩压/);
+  await shot(page, '10-report-invalid');
+  await page.fill('input[name=bp_systolic]', '135');
+  await page.locator('#submit-report').click();
+  await page.locator('#report-done').waitFor();
+  await shot(page, '11-report-done');
+
+  // The family confirms that the visit happened, with five stars.
+  await family.reload();
+  await family.locator(`#confirm-${fx.now}`).waitFor();
+  await family.locator(`[data-visit="${fx.now}"] [data-star="5"]`).click();
+  await shot(family, '12-family-confirm');
+  await family.locator(`#confirm-${fx.now}`).click();
+  await family.getByText('已确认这次走访').waitFor();
+  await shot(family, '13-family-confirmed');
+
+  // The volunteer sees the visit done and the hours page.
+  await page.goto(sys.base + '/app/#/v/mine');
+  await page.locator('[data-when=past]').click();
+  await page.locator(`#mine-list [data-visit="${fx.now}"]`).waitFor();
+  await shot(page, '14-my-visits');
+  await page.goto(sys.base + '/app/#/v/hours');
+  await page.locator('#total-hours').waitFor();
+  await shot(page, '15-hours');
+  const report = await api(sys.base, 'GET', `/api/visits/${fx.now}`, await devToken(sys.base, VOLUNTEER));
+  assert.equal(report.status, 'confirmed');
+});
+
+test('the mini-program shares the H5 pages\' API client', async () => {
+  const { readFileSync } = await import('node:fs');
+  const root = new URL('../../miniapp-stub/', import.meta.url);
+  assert.equal(
+    readFileSync(new URL('mp/shared/core.js', root), 'utf8'),
+    readFileSync(new URL('h5/js/shared/core.js', root), 'utf8'),
+    'mp/shared/core.js must be a copy of h5/js/shared/core.js',
+  );
+});
