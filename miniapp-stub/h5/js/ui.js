@@ -19,7 +19,8 @@ export function h(tag, attrs, ...children) {
 
 export function show(...nodes) {
   const app = document.getElementById('app');
-  app.replaceChildren(...nodes.flat());
+  // Conditional parts (`cond && h(...)`) leave false or undefined behind: skip them.
+  app.replaceChildren(...nodes.flat().filter((n) => n !== undefined && n !== null && n !== false && n !== ''));
   window.scrollTo(0, 0);
 }
 

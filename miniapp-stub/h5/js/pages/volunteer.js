@@ -78,10 +78,19 @@ export async function feed() {
   await load();
 }
 
-export async function detail(id) {
-  const v = await api.visit(id);
+/** A visit; `notice` (a lost claim) stays on top of the page as it is shown again. */
+export async function detail(id, notice) {
+  let v;
+  try {
+    v = await api.visit(id);
+  } catch (e) {
+    if (!notice) throw e;
+    // Taken by others, the visit may no longer be shown to me at all.
+    show(h('h1', {}, '走访'), alertBox(notice), h('a', { class: 'button big center', href: '#/v/feed' }, '看看别的走访'));
+    return;
+  }
   const f = v.family;
-  const message = h('div');
+  const message = h('div', {}, notice && alertBox(notice));
   const claim = h('button', {
     id: 'claim', class: 'primary big',
     onclick: () => busy(claim, async () => {
@@ -90,7 +99,8 @@ export async function detail(id) {
         toast('认领成功，谢谢您！');
         await detail(id);
       } catch (e) {
-        message.replaceChildren(alertBox(claimRefusal(e)));
+        // Show the visit as it is now (full, or gone), with why the claim failed.
+        await detail(id, claimRefusal(e));
       }
     }),
   }, '认领这次走访');
