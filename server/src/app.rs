@@ -44,6 +44,7 @@ impl AppState {
             None => Cache::memory(),
         });
         config.notify.check()?;
+        config.reminders.check()?;
         if !config.wechat.appid.is_empty() && config.notify.templates.is_empty() {
             tracing::warn!(
                 "no notify.templates configured: notifications reach people through the inbox only"

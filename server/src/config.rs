@@ -44,6 +44,8 @@ pub struct Config {
     pub notify: crate::notify::NotifyConfig,
     pub care: CareConfig,
     pub visits: VisitsConfig,
+    /// When reminders go out and coordinators are told (`[reminders]`).
+    pub reminders: crate::notify::remind::RemindersConfig,
 }
 
 /// How volunteers take and do visits.
@@ -129,6 +131,7 @@ impl Default for Config {
             notify: Default::default(),
             care: Default::default(),
             visits: Default::default(),
+            reminders: Default::default(),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use chrono::{Days, Utc};
 use scheduler::{
-    generate::{GenerateOptions, generate, mark_missed},
+    generate::{GenerateOptions, generate},
     jobs::{JobSpec, JobsHandle, Period},
     lease::{Lease, holder_id},
     rules::FestivalSet,
@@ -77,8 +77,8 @@ pub fn specs(
             "missed",
             config.missed_cron.clone(),
             Period::Hourly,
-            |ctx| async move {
-                let n = mark_missed(&ctx.db, Utc::now())
+            move |ctx| async move {
+                let n = crate::notify::produce::mark_missed(&ctx.db, tz, Utc::now())
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(json!({ "missed": n }))
@@ -89,13 +89,38 @@ pub fn specs(
             config.unconfirmed_cron.clone(),
             Period::Hourly,
             move |ctx| async move {
-                let n = crate::api::reports::flag_unconfirmed(&ctx.db, Utc::now(), confirm_within)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let n =
+                    crate::api::reports::flag_unconfirmed(&ctx.db, Utc::now(), confirm_within, tz)
+                        .await
+                        .map_err(|e| e.to_string())?;
                 Ok(json!({ "flagged": n }))
             },
         ),
     ]
+}
+
+/// The daily reminders job: coordinators' escalations (visits short of volunteers,
+/// unanswered wishes) and the volunteers' digest of new visits (`reminders.daily_cron`).
+/// Its messages carry the day in their keys, so a second run the same day queues nothing.
+pub fn reminder_specs(
+    config: &crate::notify::remind::RemindersConfig,
+    tz: chrono_tz::Tz,
+) -> Vec<JobSpec> {
+    let c = config.clone();
+    vec![JobSpec::new(
+        "reminders",
+        config.daily_cron.clone(),
+        Period::Daily,
+        move |ctx| {
+            let c = c.clone();
+            async move {
+                let done = crate::notify::produce::daily(&ctx.db, &c, tz, Utc::now())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                serde_json::to_value(done).map_err(|e| e.to_string())
+            }
+        },
+    )]
 }
 
 /// The jobs running in this instance.
@@ -135,19 +160,14 @@ async fn start_cron(state: &AppState) -> anyhow::Result<JobsHandle> {
     };
     let holder = holder_id();
     tracing::info!(%holder, "scheduled jobs started");
-    scheduler::jobs::start(
-        state.db.clone(),
-        Arc::new(lease),
+    let mut jobs = specs(
+        &state.config.jobs,
+        &state.config.visits,
         state.tz,
-        specs(
-            &state.config.jobs,
-            &state.config.visits,
-            state.tz,
-            &state.festivals,
-        ),
-        holder,
-    )
-    .await
+        &state.festivals,
+    );
+    jobs.extend(reminder_specs(&state.config.reminders, state.tz));
+    scheduler::jobs::start(state.db.clone(), Arc::new(lease), state.tz, jobs, holder).await
 }
 
 /// Brings one family's visits in line with its record right after a change (a member's

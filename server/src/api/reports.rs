@@ -46,6 +46,7 @@ use crate::{
     auth::{Auth, Ctx, Manager, Scope},
     error::{ApiError, ApiResult},
     input::{Input, Validate, opt_text, range, text},
+    notify,
     report::{self, ReportChange, ReportFields, ReportInput},
     visits,
 };
@@ -795,6 +796,7 @@ async fn confirm(
             .exec_without_returning(txn)
             .await?;
     }
+    notify::produce::rated(txn, &state.config.reminders, state.tz, task, rating, now).await?;
     Ok(VisitConfirmed {
         visit_id: task.id,
         status: status::CONFIRMED.into(),
@@ -826,13 +828,15 @@ async fn holders_of(
 }
 
 /// Flags reported visits the family has not confirmed within `within_hours` of the report
-/// (`needs_attention`, [`report::REASON_UNCONFIRMED`]), each once: a visit flagged before
-/// is recognised by its reason and left alone, even after a coordinator cleared the flag.
-/// The hourly `unconfirmed` job.
+/// (`needs_attention`, [`report::REASON_UNCONFIRMED`]), each once, and tells the
+/// coordinators of each in the same transaction: a visit flagged before is recognised by
+/// its reason and left alone, even after a coordinator cleared the flag. The hourly
+/// `unconfirmed` job.
 pub async fn flag_unconfirmed(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
     within_hours: i64,
+    tz: chrono_tz::Tz,
 ) -> Result<u64, DbErr> {
     let cutoff = now - Duration::hours(within_hours);
     let late = SqlQuery::select()
@@ -841,7 +845,8 @@ pub async fn flag_unconfirmed(
         .and_where(visit_record::Column::SubmittedAt.lt(cutoff))
         .and_where(visit_record::Column::ConfirmedAt.is_null())
         .to_owned();
-    let res = visit_task::Entity::update_many()
+    let txn = db.begin().await?;
+    let flagged = visit_task::Entity::update_many()
         .col_expr(visit_task::Column::NeedsAttention, Expr::value(true))
         .col_expr(
             visit_task::Column::StatusReason,
@@ -855,9 +860,11 @@ pub async fn flag_unconfirmed(
                 .add(visit_task::Column::StatusReason.is_null())
                 .add(visit_task::Column::StatusReason.ne(report::REASON_UNCONFIRMED)),
         )
-        .exec(db)
+        .exec_with_returning(&txn)
         .await?;
-    Ok(res.rows_affected)
+    notify::produce::unconfirmed(&txn, tz, &flagged, now).await?;
+    txn.commit().await?;
+    Ok(flagged.len() as u64)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1038,6 +1045,8 @@ impl Api {
             None
         };
         let wishes = create_wishes(txn, task.family_id, ctx.user_id, &fields.needs, now).await?;
+        // The family can confirm now; risk signs reach the coordinators.
+        notify::produce::reported(txn, self.0.tz, &task, &fields.risk_signs, now).await?;
         let mut view = VisitReport::of(status::REPORTED, record);
         view.followup_visit_id = followup;
         view.wishes_created = wishes;
@@ -1093,6 +1102,13 @@ impl Api {
             .cloned()
             .collect();
         let wishes = create_wishes(txn, task.family_id, ctx.user_id, &new_needs, now).await?;
+        if after
+            .risk_signs
+            .iter()
+            .any(|r| !before.risk_signs.contains(r))
+        {
+            notify::produce::reported(txn, self.0.tz, &task, &after.risk_signs, now).await?;
+        }
         audit::record(
             txn,
             Some(ctx.user_id),

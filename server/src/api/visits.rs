@@ -52,6 +52,7 @@ use crate::{
     error::{ApiError, ApiResult},
     geo::{METRES_PER_DEGREE, bounding_box, metres_per_degree_lng},
     input::{Input, Validate, text},
+    notify,
 };
 
 pub struct Api(pub Arc<AppState>);
@@ -1342,6 +1343,7 @@ impl Api {
             .one(&txn)
             .await?
             .ok_or(ApiError::NotFound("走访"))?;
+        notify::produce::claimed(&txn, &state.config.reminders, tz, &task, user, now).await?;
         txn.commit().await?;
         Ok(Claimed::Created(Json(claim_view(state, &claim, &task))))
     }
@@ -1793,6 +1795,7 @@ async fn release_in(
             ),
         ));
     }
+    let volunteer = claim.volunteer_id;
     let mut row: task_claim::ActiveModel = claim.into();
     row.status = Set(task_claim::RELEASED.into());
     row.released_at = Set(Some(now));
@@ -1802,6 +1805,8 @@ async fn release_in(
         .one(txn)
         .await?
         .ok_or(ApiError::NotFound("走访"))?;
+    // Their reminders, and the family's word of them coming, are no longer true.
+    notify::produce::released(txn, &task, volunteer).await?;
     Ok((claim, task))
 }
 

@@ -14,6 +14,8 @@ use serde::Deserialize;
 pub mod dispatch;
 pub mod ledger;
 pub mod policy;
+pub mod produce;
+pub mod remind;
 pub mod templates;
 
 #[derive(Clone, Debug, Deserialize)]

@@ -13,6 +13,8 @@ use crate::{
     wechat::WeChatError,
 };
 
+use super::remind;
+
 /// What a failed send means for the message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
@@ -96,8 +98,38 @@ pub fn stale_because(
                 None
             }
         }
+        t if remind::TEMPLATES.contains(&t) => reminder_stale_because(t, visit),
         _ => None,
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reminders and alerts (`notify::remind`).
+
+/// Why a reminder or alert about a visit is no longer true: a holder's confirmation and
+/// reminders once they no longer hold it or it is no longer ahead (done, cancelled,
+/// missed); the family's "who is coming" and day-before once it is no longer ahead; "please
+/// confirm" and the coordinators' "unconfirmed" once it is confirmed (or otherwise closed).
+pub fn reminder_stale_because(template: &str, visit: &VisitNow) -> Option<String> {
+    let ahead = [status::OPEN, status::CLAIMED].contains(&visit.status);
+    let now_is = || Some(format!("the visit is {} now", visit.status));
+    if remind::HOLDER_REMINDERS.contains(&template) {
+        if !visit.recipient_holds {
+            return Some("the recipient no longer holds the visit".into());
+        }
+        if !ahead {
+            return now_is();
+        }
+    } else if remind::FAMILY_REMINDERS.contains(&template) {
+        if !ahead {
+            return now_is();
+        }
+    } else if [remind::PLEASE_CONFIRM, remind::VISIT_UNCONFIRMED].contains(&template)
+        && visit.status != status::REPORTED
+    {
+        return now_is();
+    }
+    None
 }
 
 #[cfg(test)]
@@ -170,5 +202,35 @@ mod tests {
         }
         assert!(stale_because(TEMPLATE_VISIT_CANCELLED, true, None).is_some());
         assert_eq!(stale_because("something_new", false, None), None);
+    }
+
+    #[test]
+    fn reminders_are_checked_against_the_visit_and_who_holds_it() {
+        let v = |status, holds| VisitNow {
+            status,
+            recipient_holds: holds,
+        };
+        let stale = |t: &str, v: &VisitNow| stale_because(t, true, Some(v));
+        for t in remind::HOLDER_REMINDERS {
+            assert_eq!(stale(t, &v("claimed", true)), None);
+            assert_eq!(stale(t, &v("open", true)), None);
+            assert!(
+                stale(t, &v("claimed", false))
+                    .unwrap()
+                    .contains("no longer holds")
+            );
+            for s in ["in_progress", "reported", "cancelled", "missed"] {
+                assert!(stale(t, &v(s, true)).unwrap().contains(s));
+            }
+        }
+        for t in remind::FAMILY_REMINDERS {
+            assert_eq!(stale(t, &v("claimed", false)), None);
+            assert!(stale(t, &v("cancelled", false)).is_some());
+        }
+        assert_eq!(stale(remind::PLEASE_CONFIRM, &v("reported", false)), None);
+        assert!(stale(remind::PLEASE_CONFIRM, &v("confirmed", false)).is_some());
+        assert!(stale(remind::VISIT_UNCONFIRMED, &v("confirmed", false)).is_some());
+        assert_eq!(stale(remind::VISIT_MISSED, &v("missed", false)), None);
+        assert_eq!(stale(remind::RISK_SIGNS, &v("confirmed", false)), None);
     }
 }

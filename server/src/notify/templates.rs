@@ -12,17 +12,35 @@ use scheduler::events::TEMPLATE_VISIT_CANCELLED;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::remind;
 use crate::api::{
     reports::{TEMPLATE_VISIT_DECLINED, TEMPLATE_VISIT_MOVE_REQUESTED},
     visits::TEMPLATE_CLAIM_RELEASED,
 };
 
 /// The templates messages are queued with.
-pub const KNOWN: [&str; 4] = [
+pub const KNOWN: [&str; 20] = [
     TEMPLATE_VISIT_CANCELLED,
     TEMPLATE_CLAIM_RELEASED,
     TEMPLATE_VISIT_DECLINED,
     TEMPLATE_VISIT_MOVE_REQUESTED,
+    // Reminders and alerts (`notify::remind`).
+    remind::CLAIM_CONFIRMED,
+    remind::EVENING_BEFORE,
+    remind::HOURS_BEFORE,
+    remind::NEW_VISITS,
+    remind::VISIT_COMING,
+    remind::FAMILY_DAY_BEFORE,
+    remind::PLEASE_CONFIRM,
+    remind::WISH_ANSWERED,
+    remind::HELP_RECEIVED,
+    remind::VISITS_UNCLAIMED,
+    remind::VISIT_MISSED,
+    remind::VISIT_UNCONFIRMED,
+    remind::LOW_RATING,
+    remind::RISK_SIGNS,
+    remind::WISHES_UNANSWERED,
+    remind::HELP_EMERGENCY,
 ];
 
 /// What a WeChat template's keys can carry (`notify.templates.*.keys`).
@@ -55,6 +73,17 @@ pub fn render(template: &str, payload: &Value, queued_on: NaiveDate) -> Message 
         .and_then(Value::as_str)
         .and_then(|id| id.parse().ok());
     let day = date.format("%-m月%-d日").to_string();
+    if let Some((title, body, heading, note, status)) = reminder_text(template, payload, &day) {
+        return Message {
+            title: title.into(),
+            body,
+            visit_id,
+            heading,
+            date,
+            note,
+            status,
+        };
+    }
     let (title, body, heading, note, status) = match template {
         TEMPLATE_VISIT_CANCELLED => (
             "走访已取消",
@@ -245,6 +274,175 @@ fn is_chinese(c: char) -> bool {
         | '\u{20000}'..='\u{2ebef}')
 }
 
+// ---------------------------------------------------------------------------------------
+// Reminders and alerts (`notify::remind`): volunteers, families, coordinators.
+
+type Text = (
+    &'static str,
+    String,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+/// Title, body, WeChat heading, note and status of a reminder or alert; None for the
+/// other templates. `day` is the payload's date ("11月26日").
+fn reminder_text(template: &str, payload: &Value, day: &str) -> Option<Text> {
+    let s = |k: &str| payload.get(k).and_then(Value::as_str).unwrap_or_default();
+    let n = |k: &str| payload.get(k).and_then(Value::as_i64).unwrap_or_default();
+    let when = match s("when") {
+        "" => day.to_string(),
+        w => w.to_string(),
+    };
+    Some(match template {
+        remind::CLAIM_CONFIRMED => (
+            "认领成功",
+            format!(
+                "您已认领{when}的走访。前一天傍晚和出发前会再提醒您；如不能前往，请尽早在小程序中取消认领。"
+            ),
+            "走访认领成功",
+            "出发前会再提醒您",
+            "已认领",
+        ),
+        remind::EVENING_BEFORE => (
+            "明天有走访",
+            format!("提醒：您明天有一次走访（{when}），请提前安排好时间和路线。"),
+            "走访提醒",
+            "明天有走访，请提前安排",
+            "待出发",
+        ),
+        remind::HOURS_BEFORE => (
+            "走访就要开始了",
+            format!("您负责的走访（{when}）就要开始了，请按时前往，到达后记得签到。"),
+            "走访提醒",
+            "走访就要开始了，请按时前往",
+            "待出发",
+        ),
+        remind::NEW_VISITS => {
+            let nearest = payload
+                .get("km")
+                .and_then(Value::as_f64)
+                .map(|km| format!("，最近的约{km}公里"))
+                .unwrap_or_default();
+            (
+                "附近有新的走访",
+                format!(
+                    "今天新增{}次您可以认领的走访{nearest}，打开小程序看看吧。",
+                    n("count")
+                ),
+                "新走访提醒",
+                "附近有新的走访可以认领",
+                "可认领",
+            )
+        }
+        remind::VISIT_COMING => {
+            let team = match s("team") {
+                "" => String::new(),
+                t => format!("（{t}）"),
+            };
+            (
+                "有人来看望您",
+                format!(
+                    "志愿者{}{team}将于{when}上门看望您。如时间不方便，可以在小程序中改期。",
+                    s("volunteer")
+                ),
+                "上门看望提醒",
+                "志愿者将上门看望您",
+                "已安排",
+            )
+        }
+        remind::FAMILY_DAY_BEFORE => (
+            "明天有人来看望您",
+            format!("明天（{when}）志愿者会上门看望您。如不方便，可以在小程序中改期。"),
+            "上门看望提醒",
+            "明天志愿者会上门看望您",
+            "明天上门",
+        ),
+        remind::PLEASE_CONFIRM => (
+            "请确认这次走访",
+            format!("志愿者已完成{when}的走访。请在小程序中确认，也可以给这次走访打个分。"),
+            "走访确认",
+            "请确认志愿者已来过",
+            "待确认",
+        ),
+        remind::WISH_ANSWERED => (
+            "您的心愿有回复了",
+            "您在心愿墙上的心愿有了回复，请在小程序中查看。".to_string(),
+            "心愿回复",
+            "您的心愿有了回复",
+            "已回复",
+        ),
+        remind::HELP_RECEIVED => (
+            "求助已收到",
+            "我们已收到您的求助，工作人员会尽快与您联系。情况危急请直接拨打120或110。".to_string(),
+            "求助已收到",
+            "工作人员会尽快与您联系",
+            "已收到",
+        ),
+        remind::VISITS_UNCLAIMED => (
+            "走访待认领",
+            format!(
+                "您负责的地区有{}次走访将在{}天内开始，仍缺志愿者，最早在{day}。请在工作台安排。",
+                n("count"),
+                n("days")
+            ),
+            "走访待认领",
+            "有走访仍缺志愿者，请安排",
+            "待安排",
+        ),
+        remind::VISIT_MISSED => (
+            "走访未完成",
+            format!("{when}的一次走访已过时间仍未完成，请在工作台查看并重新安排。"),
+            "走访未完成",
+            "请在工作台查看并安排",
+            "未完成",
+        ),
+        remind::VISIT_UNCONFIRMED => (
+            "走访待家庭确认",
+            format!("{when}的一次走访已提交记录，家庭尚未确认，请跟进。"),
+            "走访待确认",
+            "家庭尚未确认，请跟进",
+            "待确认",
+        ),
+        remind::LOW_RATING => (
+            "家庭评价偏低",
+            format!(
+                "{when}的一次走访，家庭评了{}星，请在工作台查看。",
+                n("rating")
+            ),
+            "走访评价提醒",
+            "家庭评价偏低，请查看",
+            "待查看",
+        ),
+        remind::RISK_SIGNS => (
+            "走访发现需关注的情况",
+            format!("{when}的一次走访记录了需要关注的情况，请尽快在工作台查看。"),
+            "走访关注提醒",
+            "走访发现需关注的情况",
+            "请关注",
+        ),
+        remind::WISHES_UNANSWERED => (
+            "心愿待回复",
+            format!(
+                "您负责的地区有{}条心愿超过{}天未回复，请在工作台查看。",
+                n("count"),
+                n("days")
+            ),
+            "心愿待回复",
+            "有心愿尚未回复，请查看",
+            "待回复",
+        ),
+        remind::HELP_EMERGENCY => (
+            "紧急求助",
+            "有家庭发出紧急求助，请立即在工作台查看并联系。".to_string(),
+            "紧急求助",
+            "请立即查看并联系",
+            "紧急",
+        ),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use miniapp_stub::ValueType;
@@ -346,7 +544,16 @@ mod tests {
                 day,
             );
             assert_eq!(m.date, NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
-            assert!(m.body.contains("11月26日") || template == "something_new");
+            // A few messages are about no particular day (a wish answered, help received).
+            let dateless = [
+                "something_new",
+                remind::NEW_VISITS,
+                remind::WISH_ANSWERED,
+                remind::HELP_RECEIVED,
+                remind::WISHES_UNANSWERED,
+                remind::HELP_EMERGENCY,
+            ];
+            assert!(m.body.contains("11月26日") || dateless.contains(&template));
             let data = wechat_data(&m, &keys);
             assert_eq!(data.len(), 4);
             for (key, value) in &data {
@@ -373,5 +580,55 @@ mod tests {
             "name1",
             &fit("name1", Slot::Text(&masked_name("王小明")))
         ));
+    }
+
+    #[test]
+    fn reminders_say_who_and_when_and_nothing_sensitive() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let coming = render(
+            remind::VISIT_COMING,
+            &json!({"task_id": Uuid::now_v7(), "date": "2026-11-26", "when": "11月26日下午",
+                    "volunteer": "王*", "team": "桃源镇暖心服务队"}),
+            day,
+        );
+        assert_eq!(coming.title, "有人来看望您");
+        assert!(
+            coming
+                .body
+                .starts_with("志愿者王*（桃源镇暖心服务队）将于11月26日下午上门"),
+            "{}",
+            coming.body
+        );
+        let no_team = render(
+            remind::VISIT_COMING,
+            &json!({"date": "2026-11-26", "volunteer": "王*", "team": ""}),
+            day,
+        );
+        assert!(
+            no_team.body.starts_with("志愿者王*将于11月26日上门"),
+            "{}",
+            no_team.body
+        );
+        let digest = render(remind::NEW_VISITS, &json!({"count": 3, "km": 1.5}), day);
+        assert!(digest.body.contains("3次") && digest.body.contains("1.5公里"));
+        let low = render(
+            remind::LOW_RATING,
+            &json!({"date": "2026-11-26", "rating": 1}),
+            day,
+        );
+        assert!(low.body.contains("1星"));
+        let unclaimed = render(
+            remind::VISITS_UNCLAIMED,
+            &json!({"date": "2026-11-22", "count": 4, "days": 3}),
+            day,
+        );
+        assert!(
+            unclaimed.body.contains("4次走访将在3天内开始") && unclaimed.body.contains("11月22日")
+        );
+        for t in remind::TEMPLATES {
+            assert!(KNOWN.contains(&t), "{t} is not in KNOWN");
+            let m = render(t, &json!({"date": "2026-11-26"}), day);
+            assert_ne!(m.title, "暖心通知", "{t} has no text");
+        }
     }
 }

@@ -13,6 +13,7 @@ mod notify;
 mod planning;
 mod regions;
 mod register;
+mod reminders;
 mod replanning;
 mod reports;
 mod staff;

@@ -1230,7 +1230,7 @@ async fn unconfirmed_visits_are_flagged_for_coordinators_once() {
     let within = app.state.config.visits.confirm_within_hours;
     assert_eq!(within, 48);
     let now: DateTime<Utc> = Utc::now();
-    let flagged = server::api::reports::flag_unconfirmed(db, now, within)
+    let flagged = server::api::reports::flag_unconfirmed(db, now, within, app.state.tz)
         .await
         .unwrap();
     assert_eq!(flagged, 1);
@@ -1240,7 +1240,7 @@ async fn unconfirmed_visits_are_flagged_for_coordinators_once() {
     assert!(!task(&app, ids[1]).await.needs_attention);
     // Once: the next hour does nothing, even after a coordinator cleared the flag.
     assert_eq!(
-        server::api::reports::flag_unconfirmed(db, now, within)
+        server::api::reports::flag_unconfirmed(db, now, within, app.state.tz)
             .await
             .unwrap(),
         0
@@ -1249,7 +1249,7 @@ async fn unconfirmed_visits_are_flagged_for_coordinators_once() {
     cleared.needs_attention = Set(false);
     cleared.update(db).await.unwrap();
     assert_eq!(
-        server::api::reports::flag_unconfirmed(db, now + Duration::hours(1), within)
+        server::api::reports::flag_unconfirmed(db, now + Duration::hours(1), within, app.state.tz)
             .await
             .unwrap(),
         0

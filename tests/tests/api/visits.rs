@@ -819,9 +819,11 @@ async fn after_the_cutoff_only_a_coordinator_can_release_the_volunteer() {
     let row = app.visit_row(visit).await;
     assert_eq!((row.status.as_str(), row.claims_count), ("open", 0));
     assert_eq!(app.audit_count("release_claim").await, 1);
-    // The volunteer is told, without the family's details.
+    // The volunteer is told, without the family's details (beside the claim's
+    // confirmation and reminders, now dropped).
     let messages = notification::Entity::find()
         .filter(notification::Column::RecipientId.eq(v.user_id))
+        .filter(notification::Column::Template.eq("claim_released"))
         .all(&app.state.db)
         .await
         .unwrap();
@@ -832,6 +834,14 @@ async fn after_the_cutoff_only_a_coordinator_can_release_the_volunteer() {
     assert!(
         !payload.contains("钱秀英") && !payload.contains("幸福路") && !payload.contains("生病")
     );
+    let pending_reminders = notification::Entity::find()
+        .filter(notification::Column::RecipientId.eq(v.user_id))
+        .filter(notification::Column::Template.ne("claim_released"))
+        .filter(notification::Column::Status.eq(notification::PENDING))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(pending_reminders, 0, "the claim's reminders are dropped");
 
     // Released by a coordinator: the volunteer cannot simply take it back.
     claim(&app, &v, visit)
@@ -903,6 +913,7 @@ async fn a_release_with_bad_input_or_out_of_scope_changes_nothing() {
     assert_eq!(app.audit_count("release_claim").await, 0);
     assert_eq!(
         notification::Entity::find()
+            .filter(notification::Column::Template.eq("claim_released"))
             .count(&app.state.db)
             .await
             .unwrap(),
