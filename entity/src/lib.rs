@@ -20,6 +20,7 @@ pub mod refresh_token;
 pub mod region;
 pub mod role_grant;
 pub mod service_hours;
+pub mod sms_message;
 pub mod subscription_quota;
 pub mod task_claim;
 pub mod team;

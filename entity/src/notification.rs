@@ -4,7 +4,8 @@
 //! a dispatcher until `next_attempt_at`; a dispatcher that died leaves it to be taken
 //! again) → `sent` (`channel` says what reached the person), or `dead` (WeChat refused it
 //! for good: our bug, `last_error` says why), or `dropped` (no longer true when its time
-//! came, e.g. the visit was cancelled meanwhile: `last_error` says why).
+//! came, e.g. the visit was cancelled meanwhile, or a reminder far too late: `last_error`
+//! says why). `trail` lists every channel tried on the way.
 
 use sea_orm::entity::prelude::*;
 
@@ -25,6 +26,10 @@ pub mod channel {
     pub const WECHAT: &str = "wechat";
     /// Only the in-app inbox.
     pub const INBOX: &str = "inbox";
+    /// An SMS (the message is in the inbox too).
+    pub const SMS: &str = "sms";
+    /// A phone-call visit for the family's paired cadre (一帮一), who tells them.
+    pub const CALL: &str = "call";
 }
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -47,6 +52,11 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// When it became due and entered the inbox (set when a dispatcher first takes it).
     pub inbox_at: Option<DateTimeUtc>,
+    /// The moment it was meant for: `next_attempt_at` when a dispatcher first took it.
+    pub due_at: Option<DateTimeUtc>,
+    /// Each channel tried and what came of it: `[{"channel": "wechat", "result": "…"}]`.
+    #[sea_orm(column_type = "Json", nullable)]
+    pub trail: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

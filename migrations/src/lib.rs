@@ -11,6 +11,7 @@ mod m20261124_000005_feed;
 mod m20261124_000006_visit_codes;
 mod m20261124_000007_calendar_link;
 mod m20261124_000008_outbox;
+mod m20261124_000009_delivery;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000006_visit_codes::Migration),
             Box::new(m20261124_000007_calendar_link::Migration),
             Box::new(m20261124_000008_outbox::Migration),
+            Box::new(m20261124_000009_delivery::Migration),
         ]
     }
 }

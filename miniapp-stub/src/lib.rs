@@ -1,6 +1,7 @@
 //! A fake WeChat platform server for development and tests, answering as WeChat's server
 //! APIs do (the team's WECHAT.md notes, §0–3): `jscode2session`, the legacy and stable
-//! access tokens, and subscribe-message sends, plus test-control routes under `/__fake/`.
+//! access tokens, and subscribe-message sends, plus test-control routes under `/__fake/`;
+//! and a fake SMS provider shaped like Aliyun's `SendSms` (§7) at `/sms/send`.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -14,6 +15,7 @@
 mod control;
 mod errors;
 mod login;
+mod sms;
 mod state;
 mod subscribe;
 mod token;
@@ -31,6 +33,7 @@ pub use subscribe::{
     TEMPLATE_VISIT_NOTICE, TEMPLATE_VISIT_REMINDER, Template, TemplateKind,
 };
 
+pub use sms::{SentSms, SmsFault};
 pub use state::RateFault;
 pub use value_rules::ValueType;
 
@@ -116,6 +119,21 @@ impl FakeWeChat {
         self.app.lock().subscribe.sent_counts()
     }
 
+    /// In-process shortcut of `GET /__fake/sms/outbox`: every SMS accepted.
+    pub fn sms_outbox(&self) -> Vec<SentSms> {
+        self.app.lock().sms.outbox.clone()
+    }
+
+    /// SMS accepted per (number, template code).
+    pub fn sms_counts(&self) -> std::collections::BTreeMap<(String, String), u64> {
+        self.app.lock().sms.counts()
+    }
+
+    /// In-process shortcut of `POST /__fake/sms/faults`.
+    pub fn inject_sms_fault(&self, fault: SmsFault) {
+        self.app.lock().sms.faults.push_back(fault);
+    }
+
     /// Credits WeChat still holds for this person and template.
     pub fn credits(&self, openid: &str, template_id: &str) -> u32 {
         self.app.lock().subscribe.credits(openid, template_id)
@@ -142,6 +160,7 @@ fn routes(app: Arc<AppState>) -> BoxEndpoint<'static, Response> {
             "/cgi-bin/message/subscribe/send",
             post(subscribe::send).get(subscribe::send_not_post),
         )
+        .at("/sms/send", post(sms::send))
         .nest("/__fake", control_routes())
         .data(app)
         .map_to_response()
@@ -167,4 +186,8 @@ fn control_routes() -> Route {
         .at("/counts", get(counts))
         .at("/stats", get(stats))
         .at("/reset", post(reset))
+        .at("/sms/outbox", get(crate::sms::outbox))
+        .at("/sms/counts", get(crate::sms::counts))
+        .at("/sms/faults", post(crate::sms::inject))
+        .at("/sms/blacklist", post(crate::sms::blacklist))
 }

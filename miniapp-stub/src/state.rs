@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::FakeConfig;
 use crate::errors::WxError;
 use crate::login::LoginState;
+use crate::sms::SmsState;
 use crate::subscribe::SubscribeState;
 use crate::token::TokenState;
 
@@ -73,6 +74,7 @@ pub struct State {
     pub login: LoginState,
     pub tokens: TokenState,
     pub subscribe: SubscribeState,
+    pub sms: SmsState,
     pub faults: HashMap<Api, VecDeque<Fault>>,
     pub fault_rates: HashMap<Api, Vec<RateFault>>,
     pub calls: HashMap<Api, u64>,
@@ -86,6 +88,7 @@ impl State {
             login: LoginState::default(),
             tokens: TokenState::default(),
             subscribe: SubscribeState::default(),
+            sms: SmsState::default(),
             faults: HashMap::new(),
             fault_rates: HashMap::new(),
             calls: HashMap::new(),

@@ -153,6 +153,8 @@ pub async fn cancel_ahead(
                 last_error: Set(None),
                 read_at: Set(None),
                 inbox_at: Set(None),
+                due_at: Set(None),
+                trail: Set(None),
                 created_at: Set(now),
             }
         })

@@ -26,6 +26,8 @@ pub struct AppState {
     pub secrets: Secrets,
     pub cache: Arc<Cache>,
     pub wechat: WeChatClient,
+    /// The SMS provider (`notify.sms`).
+    pub sms: crate::notify::sms::SmsClient,
     pub metrics: Arc<Metrics>,
     pub tz: chrono_tz::Tz,
     /// The deployment's festival visits (`care.festivals`).
@@ -56,6 +58,7 @@ impl AppState {
         Ok(Self {
             secrets: Secrets::new(config.master_secret()?),
             wechat: WeChatClient::new(config.wechat.clone(), cache.clone())?,
+            sms: crate::notify::sms::SmsClient::new(config.notify.sms.clone())?,
             tz: config.tz()?,
             festivals: config.festivals()?,
             metrics: Arc::default(),

@@ -196,6 +196,21 @@ impl Config {
         if let Some(v) = var("NUANXIN_NOTIFY") {
             self.notify.enabled = flag("NUANXIN_NOTIFY", v)?;
         }
+        if let Some(v) = var("NUANXIN_SMS") {
+            self.notify.sms.enabled = flag("NUANXIN_SMS", v)?;
+        }
+        if let Some(v) = var("NUANXIN_SMS_API_BASE") {
+            self.notify.sms.api_base = v;
+        }
+        if let Some(v) = var("NUANXIN_SMS_ACCESS_KEY_ID") {
+            self.notify.sms.access_key_id = v;
+        }
+        if let Some(v) = var("NUANXIN_SMS_ACCESS_KEY_SECRET") {
+            self.notify.sms.access_key_secret = v;
+        }
+        if let Some(v) = var("NUANXIN_SMS_INBOUND_SECRET") {
+            self.notify.sms.inbound_secret = v;
+        }
         if let Some(v) = var("NUANXIN_NOTIFY_MINIPROGRAM_STATE") {
             self.notify.miniprogram_state = v;
         }

@@ -78,6 +78,8 @@ pub struct Options {
     /// Run the scheduled jobs in the server (off by default: the scheduler's own tests
     /// cover them).
     pub jobs: bool,
+    /// Changes to the configuration before the server starts.
+    pub configure: Option<fn(&mut Config)>,
 }
 
 impl Default for Options {
@@ -87,9 +89,13 @@ impl Default for Options {
             login_per_minute: 10_000,
             dev_login: true,
             jobs: false,
+            configure: None,
         }
     }
 }
+
+/// What the fake SMS provider presents to `POST /api/sms/inbound`.
+pub const SMS_INBOUND_SECRET: &str = "test-inbound-secret";
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
@@ -126,9 +132,22 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             },
         );
     }
+    // Tests choose their moments: no quiet hours and no daily cap unless a test sets them.
+    config.notify.quiet_start = "00:00".into();
+    config.notify.quiet_end = "00:00".into();
+    config.notify.daily_cap = 0;
+    // SMS through the fake provider, which the fake WeChat server also serves.
+    config.notify.sms.enabled = true;
+    config.notify.sms.api_base = wechat.base_url();
+    config.notify.sms.access_key_id = "test-key".into();
+    config.notify.sms.access_key_secret = "test-secret".into();
+    config.notify.sms.inbound_secret = SMS_INBOUND_SECRET.into();
     config.wechat.api_base = wechat.base_url();
     config.wechat.appid = fake.appid;
     config.wechat.secret = fake.secret;
+    if let Some(configure) = options.configure {
+        configure(&mut config);
+    }
     let app = Application::build(config).await.expect("server builds");
     let state = app.state();
     if let Some(n) = options.demo_families {

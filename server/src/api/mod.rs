@@ -24,11 +24,13 @@ pub mod care_rules;
 pub mod families;
 pub mod health;
 pub mod inbox;
+pub mod notifications;
 pub mod pairings;
 pub mod planning;
 pub mod regions;
 pub mod register;
 pub mod reports;
+pub mod sms;
 pub mod staff;
 pub mod teams;
 pub mod visits;
@@ -50,6 +52,8 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
             planning::Api(state.clone()),
             reports::Api(state.clone()),
             inbox::Api(state.clone()),
+            notifications::Api(state.clone()),
+            sms::Api(state.clone()),
             staff::Api(state),
         ),
         "暖心 nuanxin",

@@ -1268,9 +1268,14 @@ impl Api {
                 .iter()
                 .map(|d| d.format("%-m月%-d日").to_string())
                 .collect();
+            let wished = if days.is_empty() {
+                String::new()
+            } else {
+                format!("（希望：{}）", days.join("、"))
+            };
             (
                 TEMPLATE_VISIT_MOVE_REQUESTED,
-                format!("家庭希望改期：{reason}（希望：{}）", days.join("、")),
+                format!("家庭希望改期：{reason}{wished}"),
             )
         };
         visit_task::Entity::update_many()
@@ -1300,6 +1305,8 @@ impl Api {
                 last_error: Set(None),
                 read_at: Set(None),
                 inbox_at: Set(None),
+                due_at: Set(None),
+                trail: Set(None),
                 created_at: Set(now),
             })
             .collect();
@@ -1340,6 +1347,56 @@ impl Api {
             })
             .collect())
     }
+}
+
+/// A family's answer given outside the app (a reply to an SMS), for a visit of its family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FamilyAnswer {
+    /// The reported visit happened.
+    Confirm,
+    /// Not this visit.
+    Decline,
+    /// Another day, please (no days named: a coordinator calls).
+    Move,
+}
+
+/// Does what the app's buttons do for `user`, a member of the visit's family: the same
+/// steps, checks and messages. Returns the visit's status afterwards.
+pub(crate) async fn family_answer(
+    state: &Arc<AppState>,
+    user: Uuid,
+    visit: Uuid,
+    answer: FamilyAnswer,
+    reason: &str,
+) -> ApiResult<String> {
+    let api = Api(state.clone());
+    let ctx = Ctx {
+        user_id: user,
+        grants: Vec::new(),
+    };
+    let txn = begin(&state.db).await?;
+    let out = match answer {
+        FamilyAnswer::Confirm => api
+            .family_confirm_step(&txn, &ctx, visit, FamilyConfirm::default())
+            .await
+            .map(|c| c.status),
+        FamilyAnswer::Decline => api
+            .change_plans_step(&txn, &ctx, visit, visit_request::DECLINE, reason, None)
+            .await
+            .map(|c| c.status),
+        FamilyAnswer::Move => api
+            .change_plans_step(
+                &txn,
+                &ctx,
+                visit,
+                visit_request::MOVE,
+                reason,
+                Some(&[][..]),
+            )
+            .await
+            .map(|c| c.status),
+    };
+    finish(txn, out).await
 }
 
 /// The visitors of some visits, for the family: surnames and teams.

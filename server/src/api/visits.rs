@@ -1512,6 +1512,8 @@ impl Api {
             last_error: Set(None),
             read_at: Set(None),
             inbox_at: Set(None),
+            due_at: Set(None),
+            trail: Set(None),
             created_at: Set(now),
         }
         .insert(&txn)

@@ -10,6 +10,13 @@
 //!   instances): WeChat refuses concurrent sends to one openid (43108).
 //! - Right after WeChat accepts, the row is marked sent and the grant spent in one short
 //!   transaction: a crash can repeat at most the sends in flight at that moment.
+//! - Before any channel: a message no longer true, or a reminder too late, is dropped; in
+//!   quiet hours it waits (emergencies do not); past the person's daily cap it stays in
+//!   the inbox and a digest is queued for the next morning; on a bereaved family's
+//!   sensitive day good wishes are dropped and the rest speaks gently ([`super::timing`]).
+//! - The chain: WeChat (a grant left) → SMS (the family consented, or an emergency; the
+//!   per-number limits allow) → for a family, a phone-call visit for its paired cadre →
+//!   the inbox alone. `channel` says what reached the person, `trail` every step tried.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -22,22 +29,26 @@ use std::{
 
 use chrono::{DateTime, Duration, Timelike, Utc};
 use entity::{
-    UserStatus, app_user,
+    StringList, UserStatus, app_user, family, family_member,
     notification::{self, Column as C, channel},
-    task_claim, visit_task,
+    pairing, sms_message, task_claim, visit_task,
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QuerySelect, TransactionTrait,
-    sea_query::{Expr, Func, LockBehavior, LockType, Order, Query},
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::{Expr, Func, LockBehavior, LockType, OnConflict, Order, Query},
 };
 use serde::Serialize;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
     NotifyConfig, ledger,
     policy::{self, Failure, VisitNow},
-    templates,
+    sms::{self, Sms, SmsError},
+    templates::{self, Tone},
+    timing,
 };
 use crate::{app::AppState, wechat::SubscribeMessage};
 
@@ -59,6 +70,14 @@ pub struct Stats {
     pub dropped: u32,
     /// Not tried this time (another send to the person in flight, shutting down).
     pub put_back: u32,
+    /// Delivered as an SMS (and in the inbox).
+    pub sms: u32,
+    /// Handed to the family's cadre as a phone-call visit (and in the inbox).
+    pub call: u32,
+    /// Waiting for quiet hours to end, or for the number's SMS limit.
+    pub deferred: u32,
+    /// Past the person's daily cap: in the inbox, with a digest the next morning.
+    pub capped: u32,
 }
 
 impl Stats {
@@ -70,6 +89,10 @@ impl Stats {
         self.dead += o.dead;
         self.dropped += o.dropped;
         self.put_back += o.put_back;
+        self.sms += o.sms;
+        self.call += o.call;
+        self.deferred += o.deferred;
+        self.capped += o.capped;
     }
 }
 
@@ -141,7 +164,7 @@ async fn run_batch_until(
     if taken.is_empty() {
         return Ok(Stats::default());
     }
-    let facts = Facts::load(&state.db, &taken).await?;
+    let facts = Facts::load(&state.db, &taken, now, state.tz).await?;
 
     // Leave a margin before the claim runs out, so that no row is sent by two
     // dispatchers; what is not reached by then is put back.
@@ -212,6 +235,11 @@ async fn take(
             C::InboxAt,
             Func::coalesce([Expr::col(C::InboxAt), Expr::value(now)]),
         )
+        // The moment it was meant for: SET reads the row as it was before the update.
+        .value(
+            C::DueAt,
+            Func::coalesce([Expr::col(C::DueAt), Expr::col(C::NextAttemptAt)]),
+        )
         .and_where(Expr::col(C::Id).in_subquery(due))
         .returning_all()
         .to_owned();
@@ -233,14 +261,39 @@ struct Facts {
     claims: HashSet<(Uuid, Uuid)>,
     /// (person, WeChat template id) → grants left.
     grants: HashMap<(Uuid, String), i32>,
+    /// The recipients who are family members → their family.
+    families: HashMap<Uuid, FamilyFacts>,
+    /// Messages pushed to each recipient on the batch's local day.
+    pushed_today: HashMap<Uuid, u32>,
+}
+
+/// A family member's family, as reaching them needs it.
+struct FamilyFacts {
+    family: family::Model,
+    /// The member's own number, if any.
+    member_phone: Option<String>,
+    /// The children the family lost: its sensitive days.
+    losses: Vec<timing::Loss>,
 }
 
 fn visit_of(m: &notification::Model) -> Option<Uuid> {
     m.payload.get("task_id")?.as_str()?.parse().ok()
 }
 
+fn is_emergency(m: &notification::Model) -> bool {
+    m.payload.get("emergency").and_then(Value::as_bool) == Some(true)
+}
+
+/// Channels that push a message to a person (the cap counts them).
+const PUSHED: [&str; 3] = [channel::WECHAT, channel::SMS, channel::CALL];
+
 impl Facts {
-    async fn load(db: &DatabaseConnection, taken: &[notification::Model]) -> Result<Self, DbErr> {
+    async fn load(
+        db: &DatabaseConnection,
+        taken: &[notification::Model],
+        now: DateTime<Utc>,
+        tz: chrono_tz::Tz,
+    ) -> Result<Self, DbErr> {
         let people: HashSet<Uuid> = taken.iter().map(|m| m.recipient_id).collect();
         let visits: HashSet<Uuid> = taken.iter().filter_map(visit_of).collect();
         let people_rows = app_user::Entity::find()
@@ -259,11 +312,28 @@ impl Facts {
             .into_tuple()
             .all(db)
             .await?;
+        let pushed: Vec<(Uuid, i64)> = notification::Entity::find()
+            .select_only()
+            .column(C::RecipientId)
+            .column_as(sea_orm::sea_query::ExprTrait::count(Expr::col(C::Id)), "n")
+            .filter(C::RecipientId.is_in(people.iter().copied()))
+            .filter(C::Status.eq(notification::SENT))
+            .filter(C::Channel.is_in(PUSHED))
+            .filter(C::SentAt.gte(timing::day_start(now, tz)))
+            .group_by(C::RecipientId)
+            .into_tuple()
+            .all(db)
+            .await?;
         Ok(Self {
             people: people_rows.into_iter().map(|u| (u.id, u)).collect(),
             visits: visit_rows.into_iter().map(|v| (v.id, v)).collect(),
             claims: claims.into_iter().collect(),
-            grants: ledger::balances(db, people).await?,
+            grants: ledger::balances(db, people.iter().copied()).await?,
+            families: family_facts(db, &people).await?,
+            pushed_today: pushed
+                .into_iter()
+                .map(|(p, n)| (p, n.max(0) as u32))
+                .collect(),
         })
     }
 
@@ -277,51 +347,103 @@ impl Facts {
     }
 }
 
-/// How a message will go, before any grant is spent.
-#[derive(Debug)]
-enum Route {
-    /// Not sent, with the reason.
-    Drop(String),
-    /// The inbox only, with the reason it is not pushed.
-    Inbox(String),
-    WeChat(SubscribeMessage),
+/// The families of those recipients who are family members, with their losses.
+async fn family_facts(
+    db: &DatabaseConnection,
+    people: &HashSet<Uuid>,
+) -> Result<HashMap<Uuid, FamilyFacts>, DbErr> {
+    let members = family_member::Entity::find()
+        .filter(family_member::Column::UserId.is_in(people.iter().copied()))
+        .all(db)
+        .await?;
+    if members.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: HashSet<Uuid> = members.iter().map(|m| m.family_id).collect();
+    let families: HashMap<Uuid, family::Model> = family::Entity::find()
+        .filter(family::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|f| (f.id, f))
+        .collect();
+    let mut lost: HashMap<Uuid, Vec<family_member::Model>> = HashMap::new();
+    for d in family_member::Entity::find()
+        .filter(family_member::Column::FamilyId.is_in(ids.iter().copied()))
+        .filter(family_member::Column::Deceased.eq(true))
+        .all(db)
+        .await?
+    {
+        lost.entry(d.family_id).or_default().push(d);
+    }
+    Ok(members
+        .into_iter()
+        .filter_map(|m| {
+            let family = families.get(&m.family_id)?.clone();
+            let losses =
+                timing::Loss::of_members(lost.get(&m.family_id).map(Vec::as_slice).unwrap_or(&[]));
+            Some((
+                m.user_id?,
+                FamilyFacts {
+                    family,
+                    member_phone: m.phone,
+                    losses,
+                },
+            ))
+        })
+        .collect())
 }
 
-fn route(
+/// Why a message is no longer worth sending at `now`, if it is not.
+fn dropped_because(
     config: &NotifyConfig,
     facts: &Facts,
     m: &notification::Model,
+    now: DateTime<Utc>,
     tz: chrono_tz::Tz,
-) -> Route {
+    quiet: timing::QuietHours,
+) -> Option<String> {
     let Some(person) = facts.people.get(&m.recipient_id) else {
-        return Route::Drop("the recipient is gone".into());
+        return Some("the recipient is gone".into());
     };
     if person.status == UserStatus::Disabled {
-        return Route::Drop("the recipient's account is disabled".into());
+        return Some("the recipient's account is disabled".into());
     }
     let names_visit = visit_of(m).is_some();
     if let Some(why) = policy::stale_because(&m.template, names_visit, facts.visit_now(m).as_ref())
     {
-        return Route::Drop(why);
+        return Some(why);
     }
+    if is_emergency(m) {
+        return None;
+    }
+    let due = m.due_at.unwrap_or(m.created_at);
+    timing::too_late(due, now, config.tolerance(&m.template), tz, quiet)
+}
+
+/// The message as WeChat would carry it, or why it cannot.
+fn wechat_message(
+    config: &NotifyConfig,
+    person: &app_user::Model,
+    m: &notification::Model,
+    message: &templates::Message,
+) -> Result<SubscribeMessage, &'static str> {
     let Some(template) = config.wechat_template(&m.template) else {
-        return Route::Inbox("no WeChat template configured".into());
+        return Err("no WeChat template configured");
     };
     let Some(openid) = person.openid.clone().filter(|o| !o.is_empty()) else {
-        return Route::Inbox("no WeChat account".into());
+        return Err("no WeChat account");
     };
-    let queued_on = m.created_at.with_timezone(&tz).date_naive();
-    let message = templates::render(&m.template, &m.payload, queued_on);
     let page = match (template.page.trim(), message.visit_id) {
         ("", _) => None,
         (page, Some(id)) => Some(format!("{page}?id={id}")),
         (page, None) => Some(page.to_string()),
     };
-    Route::WeChat(SubscribeMessage {
+    Ok(SubscribeMessage {
         touser: openid,
         template_id: template.template_id.clone(),
         page,
-        data: templates::wechat_data(&message, &template.keys),
+        data: templates::wechat_data(message, &template.keys),
         miniprogram_state: config.miniprogram_state.clone(),
     })
 }
@@ -339,13 +461,16 @@ async fn deliver_to_one_person(
     let Some(person) = messages.first().map(|m| m.recipient_id) else {
         return stats;
     };
-    // This person's grants, kept up to date as messages go out.
-    let mut grants: HashMap<String, i32> = facts
-        .grants
-        .iter()
-        .filter(|((user, _), _)| *user == person)
-        .map(|((_, t), n)| (t.clone(), *n))
-        .collect();
+    // This person's grants and today's pushes, kept up to date as messages go out.
+    let mut who = Recipient {
+        grants: facts
+            .grants
+            .iter()
+            .filter(|((user, _), _)| *user == person)
+            .map(|((_, t), n)| (t.clone(), *n))
+            .collect(),
+        pushed_today: facts.pushed_today.get(&person).copied().unwrap_or(0),
+    };
     for m in messages {
         stats.taken += 1;
         if stop.load(Ordering::SeqCst) || Instant::now() >= deadline {
@@ -353,7 +478,7 @@ async fn deliver_to_one_person(
             stats.put_back += 1;
             continue;
         }
-        let result = deliver(state, facts, &m, now, &mut grants, &mut stats).await;
+        let result = deliver(state, facts, &m, now, &mut who, &mut stats).await;
         if let Err(e) = result {
             // The row stays taken and is retried when its claim runs out.
             tracing::error!(id = %m.id, error = %e, "recording a notification's delivery failed");
@@ -362,31 +487,192 @@ async fn deliver_to_one_person(
     stats
 }
 
+/// What changes about a person while their messages go out.
+struct Recipient {
+    grants: HashMap<String, i32>,
+    pushed_today: u32,
+}
+
+/// The steps tried for a message, kept in `notification.trail` (with the earlier attempts').
+struct Trail {
+    steps: Vec<Value>,
+    attempt: i32,
+}
+
+impl Trail {
+    fn of(m: &notification::Model) -> Self {
+        let steps = match &m.trail {
+            Some(Value::Array(steps)) => steps.clone(),
+            _ => Vec::new(),
+        };
+        Self {
+            steps,
+            attempt: m.attempts,
+        }
+    }
+
+    fn step(&mut self, channel: &str, result: impl Into<String>) {
+        self.steps.push(json!({
+            "attempt": self.attempt,
+            "channel": channel,
+            "result": result.into(),
+        }));
+    }
+
+    /// This attempt's steps in a line: "wechat: no WeChat grant left; sms: …".
+    fn summary(&self) -> String {
+        self.steps
+            .iter()
+            .filter(|s| s["attempt"].as_i64() == Some(i64::from(self.attempt)))
+            .map(|s| {
+                format!(
+                    "{}: {}",
+                    s["channel"].as_str().unwrap_or_default(),
+                    s["result"].as_str().unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn value(&self) -> Value {
+        Value::Array(self.steps.clone())
+    }
+}
+
+/// How trying one channel ended.
+enum Tried {
+    /// It reached the person; the row is finished.
+    Reached,
+    /// The row is settled for now (retried later, dead-lettered, put back).
+    Later,
+    /// This channel cannot carry it: the next one.
+    No,
+}
+
 async fn deliver(
     state: &AppState,
     facts: &Facts,
     m: &notification::Model,
     now: DateTime<Utc>,
-    grants: &mut HashMap<String, i32>,
+    who: &mut Recipient,
     stats: &mut Stats,
 ) -> Result<(), DbErr> {
     let db = &state.db;
     let config = &state.config.notify;
-    let send = match route(config, facts, m, state.tz) {
-        Route::Drop(why) => {
-            tracing::info!(id = %m.id, template = %m.template, why, "notification dropped");
-            stats.dropped += 1;
-            return finish(db, m, notification::DROPPED, None, Some(why)).await;
-        }
-        Route::Inbox(why) => {
-            stats.inbox += 1;
-            return fall_back(db, m, why).await;
-        }
-        Route::WeChat(send) => send,
+    let tz = state.tz;
+    let quiet = config.quiet_hours().unwrap_or(timing::QuietHours {
+        start: chrono::NaiveTime::MIN,
+        end: chrono::NaiveTime::MIN,
+    });
+    let mut trail = Trail::of(m);
+    if let Some(why) = dropped_because(config, facts, m, now, tz, quiet) {
+        tracing::info!(id = %m.id, template = %m.template, why, "notification dropped");
+        stats.dropped += 1;
+        return finish(db, m, notification::DROPPED, None, Some(why), &trail).await;
+    }
+    let Some(person) = facts.people.get(&m.recipient_id) else {
+        return Ok(());
     };
-    if grants.get(&send.template_id).copied().unwrap_or(0) <= 0 {
-        stats.inbox += 1;
-        return fall_back(db, m, "no WeChat grant left".into()).await;
+    let emergency = is_emergency(m);
+    let family = facts.families.get(&m.recipient_id);
+    let today = now.with_timezone(&tz).date_naive();
+    let sad_day = family.and_then(|f| timing::sensitive_day(today, &f.losses));
+    if let Some(day) = sad_day
+        && config.is_festive(&m.template, &m.payload)
+    {
+        stats.dropped += 1;
+        let why = format!("no good wishes on a sensitive day of the family ({day})");
+        return finish(db, m, notification::DROPPED, None, Some(why), &trail).await;
+    }
+    if !emergency && let Some(until) = timing::quiet_until(now, tz, quiet) {
+        stats.deferred += 1;
+        put_back(db, m, until).await;
+        return Ok(());
+    }
+    if !emergency
+        && m.template != templates::DIGEST
+        && config.daily_cap > 0
+        && who.pushed_today >= config.daily_cap
+    {
+        stats.capped += 1;
+        queue_digest(db, m.recipient_id, now, tz, quiet).await?;
+        trail.step(
+            "cap",
+            format!(
+                "{} messages pushed today: in tomorrow's digest",
+                who.pushed_today
+            ),
+        );
+        let note = "daily cap reached: in the inbox, and in tomorrow's digest".to_string();
+        return finish_sent(db, m, channel::INBOX, Some(note), &trail, now).await;
+    }
+
+    let tone = if sad_day.is_some() {
+        Tone::Gentle
+    } else {
+        Tone::Usual
+    };
+    let queued_on = m.created_at.with_timezone(&tz).date_naive();
+    let message = templates::render_with(&m.template, &m.payload, queued_on, tone);
+
+    match try_wechat(state, person, m, &message, now, who, stats, &mut trail).await? {
+        Tried::Reached => {
+            who.pushed_today += 1;
+            return Ok(());
+        }
+        Tried::Later => return Ok(()),
+        Tried::No => {}
+    }
+    let sms = SmsTarget::of(config, person, family, emergency);
+    match try_sms(state, sms, m, &message, now, stats, &mut trail).await? {
+        Tried::Reached => {
+            who.pushed_today += 1;
+            return Ok(());
+        }
+        Tried::Later => return Ok(()),
+        Tried::No => {}
+    }
+    if let Some(family) = family
+        && m.template != templates::DIGEST
+    {
+        let task = call_task(db, family, m, &message, now, tz, tone).await?;
+        stats.call += 1;
+        who.pushed_today += 1;
+        trail.step(
+            channel::CALL,
+            format!("phone-call visit {task} for the family's cadre"),
+        );
+        return finish_sent(db, m, channel::CALL, None, &trail, now).await;
+    }
+    stats.inbox += 1;
+    let why = trail.summary();
+    finish_sent(db, m, channel::INBOX, Some(why), &trail, now).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn try_wechat(
+    state: &AppState,
+    person: &app_user::Model,
+    m: &notification::Model,
+    message: &templates::Message,
+    now: DateTime<Utc>,
+    who: &mut Recipient,
+    stats: &mut Stats,
+    trail: &mut Trail,
+) -> Result<Tried, DbErr> {
+    let db = &state.db;
+    let config = &state.config.notify;
+    let send = match wechat_message(config, person, m, message) {
+        Ok(send) => send,
+        Err(why) => {
+            trail.step(channel::WECHAT, why);
+            return Ok(Tried::No);
+        }
+    };
+    if who.grants.get(&send.template_id).copied().unwrap_or(0) <= 0 {
+        trail.step(channel::WECHAT, "no WeChat grant left");
+        return Ok(Tried::No);
     }
 
     // One send in flight per openid, across instances too.
@@ -396,7 +682,7 @@ async fn deliver(
     if !state.cache.put_if_absent(&lock, &holder, hold).await {
         stats.put_back += 1;
         put_back(db, m, now + Duration::seconds(2)).await;
-        return Ok(());
+        return Ok(Tried::Later);
     }
     let sent = state.wechat.send_subscribe(&send).await;
     state.cache.remove_if(&lock, &holder).await;
@@ -404,20 +690,22 @@ async fn deliver(
     match sent {
         Ok(_) => {
             stats.wechat += 1;
-            if let Some(n) = grants.get_mut(&send.template_id) {
+            if let Some(n) = who.grants.get_mut(&send.template_id) {
                 *n -= 1;
             }
+            trail.step(channel::WECHAT, "sent");
             let txn = db.begin().await?;
-            finish_sent(&txn, m, channel::WECHAT, None).await?;
+            finish_sent(&txn, m, channel::WECHAT, None, trail, now).await?;
             ledger::spend(&txn, m.recipient_id, &send.template_id).await?;
-            txn.commit().await
+            txn.commit().await?;
+            Ok(Tried::Reached)
         }
         Err(e) => match policy::classify(&e) {
             Failure::NoGrant => {
-                grants.insert(send.template_id.clone(), 0);
+                who.grants.insert(send.template_id.clone(), 0);
                 ledger::zero(db, m.recipient_id, &send.template_id).await?;
-                stats.inbox += 1;
-                fall_back(db, m, format!("WeChat: no grant left ({e})")).await
+                trail.step(channel::WECHAT, format!("no grant left ({e})"));
+                Ok(Tried::No)
             }
             Failure::Permanent => {
                 tracing::error!(
@@ -427,19 +715,24 @@ async fn deliver(
                     "WeChat refused a notification for good: a bug in our template or settings; dead-lettered"
                 );
                 stats.dead += 1;
+                trail.step(channel::WECHAT, format!("refused for good: {e}"));
                 finish(
                     db,
                     m,
                     notification::DEAD,
                     Some(channel::INBOX),
                     Some(e.to_string()),
+                    trail,
                 )
-                .await
+                .await?;
+                Ok(Tried::Later)
             }
             Failure::Transient if m.attempts >= config.max_attempts => {
-                stats.inbox += 1;
-                let why = format!("WeChat failed {} times, last: {e}", m.attempts);
-                fall_back(db, m, why).await
+                trail.step(
+                    channel::WECHAT,
+                    format!("failed {} times, last: {e}", m.attempts),
+                );
+                Ok(Tried::No)
             }
             Failure::Transient => {
                 stats.retried += 1;
@@ -450,21 +743,303 @@ async fn deliver(
                     rand::random(),
                 );
                 tracing::warn!(id = %m.id, error = %e, attempt = m.attempts, "notification will be retried");
-                retry(db, m, now + delay, e.to_string()).await
+                trail.step(channel::WECHAT, format!("will retry: {e}"));
+                retry(db, m, now + delay, e.to_string(), trail).await?;
+                Ok(Tried::Later)
             }
         },
     }
 }
 
-/// Where a message goes when WeChat cannot carry it: the inbox (where every message is
-/// anyway). The next channels (SMS for people who consented, then a phone-call task for
-/// the family's cadre) are to be tried here, in that order, before settling for it.
-async fn fall_back(
-    db: &DatabaseConnection,
+/// Where an SMS may go for a message, or why none may.
+enum SmsTarget {
+    To { phone: String, replies: bool },
+    Not(&'static str),
+}
+
+impl SmsTarget {
+    fn of(
+        config: &NotifyConfig,
+        person: &app_user::Model,
+        family: Option<&FamilyFacts>,
+        emergency: bool,
+    ) -> Self {
+        if !config.sms.enabled {
+            return Self::Not("SMS not configured");
+        }
+        let number = match family {
+            Some(f) if f.family.consent_sms || emergency => f
+                .member_phone
+                .as_deref()
+                .and_then(sms::normalise_phone)
+                .or_else(|| person.phone.as_deref().and_then(sms::normalise_phone))
+                .or_else(|| f.family.phone.as_deref().and_then(sms::normalise_phone)),
+            Some(_) => return Self::Not("the family has not agreed to SMS"),
+            None if emergency => person.phone.as_deref().and_then(sms::normalise_phone),
+            None => return Self::Not("SMS only for families who agreed, and emergencies"),
+        };
+        match number {
+            Some(phone) => Self::To {
+                phone,
+                replies: family.is_some(),
+            },
+            None => Self::Not("no mobile number"),
+        }
+    }
+}
+
+async fn try_sms(
+    state: &AppState,
+    target: SmsTarget,
     m: &notification::Model,
-    why: String,
+    message: &templates::Message,
+    now: DateTime<Utc>,
+    stats: &mut Stats,
+    trail: &mut Trail,
+) -> Result<Tried, DbErr> {
+    let db = &state.db;
+    let config = &state.config.notify;
+    let (phone, replies) = match target {
+        SmsTarget::To { phone, replies } => (phone, replies),
+        SmsTarget::Not(why) => {
+            trail.step(channel::SMS, why);
+            return Ok(Tried::No);
+        }
+    };
+    // One send at a time per number, so that the limits below count every send.
+    let lock = format!("sms_send:{phone}");
+    let holder = Uuid::new_v4().to_string();
+    let hold = StdDuration::from_millis(config.sms.timeout_ms + 1000);
+    if !state.cache.put_if_absent(&lock, &holder, hold).await {
+        stats.put_back += 1;
+        put_back(db, m, now + Duration::seconds(2)).await;
+        return Ok(Tried::Later);
+    }
+    let tried = send_sms(state, &phone, replies, m, message, now, stats, trail).await;
+    state.cache.remove_if(&lock, &holder).await;
+    tried
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_sms(
+    state: &AppState,
+    phone: &str,
+    replies: bool,
+    m: &notification::Model,
+    message: &templates::Message,
+    now: DateTime<Utc>,
+    stats: &mut Stats,
+    trail: &mut Trail,
+) -> Result<Tried, DbErr> {
+    let db = &state.db;
+    let config = &state.config.notify;
+    // The database's record of sends decides the limits, whatever a cache holds.
+    let sent: Vec<DateTime<Utc>> = sms_message::Entity::find()
+        .select_only()
+        .column(sms_message::Column::SentAt)
+        .filter(sms_message::Column::Phone.eq(phone))
+        .filter(sms_message::Column::SentAt.gt(now - Duration::days(1)))
+        .into_tuple()
+        .all(db)
+        .await?;
+    if let Err(free_at) = sms::limit_allows(&sent, now, &config.sms) {
+        if free_at - now <= Duration::minutes(config.sms.max_wait_minutes) {
+            stats.deferred += 1;
+            put_back(db, m, free_at).await;
+            return Ok(Tried::Later);
+        }
+        trail.step(channel::SMS, "the number's SMS limit for today is reached");
+        return Ok(Tried::No);
+    }
+    let task_id = visit_of(m);
+    let replies = replies && task_id.is_some();
+    let sms = Sms {
+        phone: phone.to_string(),
+        template_code: if replies {
+            config.sms.reply_template_code.clone()
+        } else {
+            config.sms.template_code.clone()
+        },
+        params: templates::sms_params(message),
+    };
+    match state.sms.send(&sms).await {
+        Ok(provider_id) => {
+            stats.sms += 1;
+            trail.step(channel::SMS, "sent");
+            let txn = db.begin().await?;
+            sms_message::Entity::insert(sms_message::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                phone: Set(phone.to_string()),
+                notification_id: Set(m.id),
+                recipient_id: Set(m.recipient_id),
+                task_id: Set(task_id.filter(|_| replies)),
+                template: Set(m.template.clone()),
+                provider_id: Set(Some(provider_id).filter(|p| !p.is_empty())),
+                sent_at: Set(now),
+            })
+            .exec_without_returning(&txn)
+            .await?;
+            finish_sent(&txn, m, channel::SMS, None, trail, now).await?;
+            txn.commit().await?;
+            Ok(Tried::Reached)
+        }
+        Err(SmsError::Transient(e)) if m.attempts < config.max_attempts => {
+            stats.retried += 1;
+            let delay = policy::retry_delay(
+                m.attempts,
+                config.retry_base_secs,
+                config.retry_max_secs,
+                rand::random(),
+            );
+            tracing::warn!(id = %m.id, error = %e, "SMS failed; the message will be retried");
+            trail.step(channel::SMS, format!("will retry: {e}"));
+            retry(db, m, now + delay, e, trail).await?;
+            Ok(Tried::Later)
+        }
+        Err(e) => {
+            if matches!(e, SmsError::Refused(_)) {
+                tracing::error!(id = %m.id, error = %e, "the SMS provider refused a message");
+            }
+            trail.step(channel::SMS, e.to_string());
+            Ok(Tried::No)
+        }
+    }
+}
+
+/// The kind of the phone-call visits that carry a message to a family.
+pub const CALL_KIND: &str = "message_call";
+/// How long the cadre has to make the call.
+const CALL_DAYS: i64 = 2;
+
+/// A phone-call visit for the family's paired cadre (一帮一), who tells the family what
+/// the message says; without a cadre it is flagged for the coordinators. One per message.
+async fn call_task(
+    db: &DatabaseConnection,
+    family: &FamilyFacts,
+    m: &notification::Model,
+    message: &templates::Message,
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+    tone: Tone,
+) -> Result<Uuid, DbErr> {
+    let today = now.with_timezone(&tz).date_naive();
+    let cadre: Option<Uuid> = pairing::Entity::find()
+        .select_only()
+        .column(pairing::Column::CadreId)
+        .filter(pairing::Column::FamilyId.eq(family.family.id))
+        .filter(
+            Condition::any()
+                .add(pairing::Column::EndedOn.is_null())
+                .add(pairing::Column::EndedOn.gte(today)),
+        )
+        .order_by_desc(pairing::Column::StartedOn)
+        .into_tuple()
+        .one(db)
+        .await?;
+    let key = format!(
+        "{}{}call:{}",
+        family.family.id,
+        scheduler::generate::FOLLOWUP_KEY_MARK,
+        m.id
+    );
+    visit_task::Entity::insert(visit_task::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        family_id: Set(family.family.id),
+        rule_id: Set(None),
+        kind: Set(CALL_KIND.into()),
+        channel: Set("phone_call".into()),
+        unique_key: Set(key.clone()),
+        window_start: Set(now),
+        window_end: Set(now + Duration::days(CALL_DAYS)),
+        status: Set(visit_task::status::OPEN.into()),
+        volunteers_needed: Set(1),
+        claims_count: Set(0),
+        required_skills: Set(StringList(Vec::new())),
+        assigned_cadre_id: Set(cadre),
+        planned_date: Set(Some(today)),
+        kinds: Set(Some(StringList(vec![CALL_KIND.into()]))),
+        reasons: Set(Some(StringList(vec![
+            format!("电话转告：{}", message.title),
+            message.body.clone(),
+        ]))),
+        components: Set(Some(StringList(vec![key.clone()]))),
+        gentle: Set(tone == Tone::Gentle),
+        first_visit: Set(false),
+        assign_to_cadre: Set(true),
+        preferred_time: Set(None),
+        visitor_gender: Set(None),
+        status_reason: Set(cadre
+            .is_none()
+            .then(|| "未配对责任干部：请安排人电话转告家庭".to_string())),
+        needs_attention: Set(cadre.is_none()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(visit_task::Column::UniqueKey)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    let id: Option<Uuid> = visit_task::Entity::find()
+        .select_only()
+        .column(visit_task::Column::Id)
+        .filter(visit_task::Column::UniqueKey.eq(key))
+        .into_tuple()
+        .one(db)
+        .await?;
+    id.ok_or_else(|| DbErr::RecordNotFound("the phone-call visit just written".into()))
+}
+
+/// One digest for the person the next morning, however many messages the cap held back.
+async fn queue_digest(
+    db: &DatabaseConnection,
+    to: Uuid,
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+    quiet: timing::QuietHours,
 ) -> Result<(), DbErr> {
-    finish_sent(db, m, channel::INBOX, Some(why)).await
+    let at = timing::digest_at(now, tz, quiet);
+    let day = at.with_timezone(&tz).date_naive();
+    notification::Entity::insert(notification::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        recipient_id: Set(to),
+        template: Set(templates::DIGEST.into()),
+        payload: Set(json!({"date": day.to_string()})),
+        dedupe_key: Set(format!("{}:{to}:{day}", templates::DIGEST)),
+        status: Set(notification::PENDING.into()),
+        channel: Set(None),
+        attempts: Set(0),
+        next_attempt_at: Set(at),
+        sent_at: Set(None),
+        last_error: Set(None),
+        read_at: Set(None),
+        inbox_at: Set(None),
+        due_at: Set(None),
+        trail: Set(None),
+        created_at: Set(now),
+    })
+    .on_conflict(OnConflict::column(C::DedupeKey).do_nothing().to_owned())
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// Messages pushed to a person today (for tests and the cap).
+pub async fn pushed_today(
+    db: &DatabaseConnection,
+    person: Uuid,
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> Result<u64, DbErr> {
+    notification::Entity::find()
+        .filter(C::RecipientId.eq(person))
+        .filter(C::Status.eq(notification::SENT))
+        .filter(C::Channel.is_in(PUSHED))
+        .filter(C::SentAt.gte(timing::day_start(now, tz)))
+        .count(db)
+        .await
 }
 
 /// The fenced update of a taken row: only if it is still ours (same attempt).
@@ -489,12 +1064,15 @@ async fn finish_sent(
     m: &notification::Model,
     channel: &str,
     note: Option<String>,
+    trail: &Trail,
+    now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let done = fenced(m)
         .col_expr(C::Status, Expr::value(notification::SENT))
         .col_expr(C::Channel, Expr::value(channel))
-        .col_expr(C::SentAt, Expr::value(Utc::now()))
+        .col_expr(C::SentAt, Expr::value(now))
         .col_expr(C::LastError, Expr::value(note))
+        .col_expr(C::Trail, Expr::value(trail.value()))
         .exec(db)
         .await?;
     check_fence(m, done.rows_affected);
@@ -507,11 +1085,13 @@ async fn finish(
     status: &str,
     channel: Option<&str>,
     note: Option<String>,
+    trail: &Trail,
 ) -> Result<(), DbErr> {
     let done = fenced(m)
         .col_expr(C::Status, Expr::value(status))
         .col_expr(C::Channel, Expr::value(channel.map(str::to_string)))
         .col_expr(C::LastError, Expr::value(note))
+        .col_expr(C::Trail, Expr::value(trail.value()))
         .exec(db)
         .await?;
     check_fence(m, done.rows_affected);
@@ -523,11 +1103,13 @@ async fn retry(
     m: &notification::Model,
     at: DateTime<Utc>,
     error: String,
+    trail: &Trail,
 ) -> Result<(), DbErr> {
     let done = fenced(m)
         .col_expr(C::Status, Expr::value(notification::PENDING))
         .col_expr(C::NextAttemptAt, Expr::value(at))
         .col_expr(C::LastError, Expr::value(error))
+        .col_expr(C::Trail, Expr::value(trail.value()))
         .exec(db)
         .await?;
     check_fence(m, done.rows_affected);

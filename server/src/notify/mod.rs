@@ -5,7 +5,10 @@
 //! - `policy`: which WeChat answers are retried, fatal or a missing grant; backoff; whether
 //!   a message is still true when its time comes.
 //! - `ledger`: the one-time subscription grants each person gave, per WeChat template.
-//! - `dispatch`: the job that takes due messages in batches and sends them.
+//! - `sms`: the SMS provider and the per-number limits.
+//! - `timing`: quiet hours, the daily cap and its digest, reminders too late, sensitive days.
+//! - `dispatch`: the job that takes due messages in batches and sends them, down the
+//!   chain WeChat → SMS → a phone call by the family's cadre, the inbox always.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +19,9 @@ pub mod ledger;
 pub mod policy;
 pub mod produce;
 pub mod remind;
+pub mod sms;
 pub mod templates;
+pub mod timing;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -43,6 +48,22 @@ pub struct NotifyConfig {
     /// visit_move_requested) → the WeChat template that carries them. A template not
     /// listed reaches people through the inbox only.
     pub templates: BTreeMap<String, WeChatTemplate>,
+    /// Local quiet hours ("21:00" to "08:00"): nothing but emergencies is pushed then;
+    /// the rest waits for their end. Equal: none.
+    pub quiet_start: String,
+    pub quiet_end: String,
+    /// Messages pushed (WeChat, SMS, a cadre's call) to one person in one local day at
+    /// most; the rest of the day's go to the inbox and one digest follows the next
+    /// morning. 0: no cap. Emergencies are not counted or held.
+    pub daily_cap: u32,
+    /// Reminders (by template) and how many minutes after their moment they are still
+    /// worth sending; a later one is dropped with the reason. Templates not listed are
+    /// news, true whenever they come.
+    pub tolerance_minutes: BTreeMap<String, i64>,
+    /// Templates of good wishes (festivals, birthdays, events): never sent to a bereaved
+    /// family on its sensitive days. A payload can also say `"festive": true`.
+    pub festive_templates: Vec<String>,
+    pub sms: sms::SmsConfig,
 }
 
 impl Default for NotifyConfig {
@@ -58,6 +79,27 @@ impl Default for NotifyConfig {
             claim_secs: 120,
             miniprogram_state: "formal".into(),
             templates: BTreeMap::new(),
+            quiet_start: "21:00".into(),
+            quiet_end: "08:00".into(),
+            daily_cap: 3,
+            tolerance_minutes: [
+                // The reminders' names (see the reminders' producers).
+                ("visit_evening_before", 180),
+                ("visit_hours_before", 60),
+                ("visit_day_before", 240),
+                ("visit_please_confirm", 24 * 60),
+            ]
+            .into_iter()
+            .map(|(t, m)| (t.to_string(), m))
+            .collect(),
+            festive_templates: [
+                templates::FESTIVAL_GREETING,
+                templates::BIRTHDAY_GREETING,
+                templates::EVENT_INVITATION,
+            ]
+            .map(String::from)
+            .to_vec(),
+            sms: Default::default(),
         }
     }
 }
@@ -105,6 +147,14 @@ impl NotifyConfig {
             self.batch > 0 && self.concurrency > 0 && self.max_attempts > 0,
             "notify.batch, notify.concurrency and notify.max_attempts must be positive"
         );
+        self.quiet_hours()?;
+        self.sms.check()?;
+        for (name, minutes) in &self.tolerance_minutes {
+            anyhow::ensure!(
+                *minutes > 0,
+                "notify.tolerance_minutes.{name} must be positive"
+            );
+        }
         for (name, t) in &self.templates {
             anyhow::ensure!(
                 templates::KNOWN.contains(&name.as_str()),
@@ -128,6 +178,31 @@ impl NotifyConfig {
             }
         }
         Ok(())
+    }
+
+    /// The quiet hours, parsed.
+    pub fn quiet_hours(&self) -> anyhow::Result<timing::QuietHours> {
+        let parse = |name: &str, v: &str| {
+            timing::parse_hm(v).ok_or_else(|| {
+                anyhow::anyhow!("notify.{name} must be a time like \"21:00\", not {v:?}")
+            })
+        };
+        Ok(timing::QuietHours {
+            start: parse("quiet_start", &self.quiet_start)?,
+            end: parse("quiet_end", &self.quiet_end)?,
+        })
+    }
+
+    /// How late a reminder of this template may still go.
+    pub fn tolerance(&self, template: &str) -> Option<chrono::Duration> {
+        self.tolerance_minutes
+            .get(template)
+            .map(|m| chrono::Duration::minutes(*m))
+    }
+
+    pub fn is_festive(&self, template: &str, payload: &serde_json::Value) -> bool {
+        self.festive_templates.iter().any(|t| t == template)
+            || payload.get("festive").and_then(serde_json::Value::as_bool) == Some(true)
     }
 
     /// The WeChat template of one of our templates, if configured.

@@ -50,6 +50,9 @@ fn row(m: Msg, now: DateTime<Utc>) -> notification::ActiveModel {
         last_error: Set(None),
         read_at: Set(None),
         inbox_at: Set(None),
+        // Lateness is measured from the moment the reminder was meant for.
+        due_at: Set(Some(m.at)),
+        trail: Set(None),
         created_at: Set(now),
     }
 }

@@ -18,8 +18,15 @@ use crate::api::{
     visits::TEMPLATE_CLAIM_RELEASED,
 };
 
+/// The messages held back by a person's daily cap, in one, the next morning.
+pub const DIGEST: &str = "digest";
+/// Good wishes: never sent to a bereaved family on its sensitive days.
+pub const FESTIVAL_GREETING: &str = "festival_greeting";
+pub const BIRTHDAY_GREETING: &str = "birthday_greeting";
+pub const EVENT_INVITATION: &str = "event_invitation";
+
 /// The templates messages are queued with.
-pub const KNOWN: [&str; 20] = [
+pub const KNOWN: [&str; 24] = [
     TEMPLATE_VISIT_CANCELLED,
     TEMPLATE_CLAIM_RELEASED,
     TEMPLATE_VISIT_DECLINED,
@@ -41,7 +48,18 @@ pub const KNOWN: [&str; 20] = [
     remind::RISK_SIGNS,
     remind::WISHES_UNANSWERED,
     remind::HELP_EMERGENCY,
+    DIGEST,
+    FESTIVAL_GREETING,
+    BIRTHDAY_GREETING,
+    EVENT_INVITATION,
 ];
+
+/// How a message speaks: as usual, or gently, on a bereaved family's sensitive day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Usual,
+    Gentle,
+}
 
 /// What a WeChat template's keys can carry (`notify.templates.*.keys`).
 pub const SLOTS: [&str; 4] = ["title", "date", "note", "status"];
@@ -63,6 +81,26 @@ pub struct Message {
 
 /// Renders a queued message. `queued_on` stands in for a date the payload lacks.
 pub fn render(template: &str, payload: &Value, queued_on: NaiveDate) -> Message {
+    render_with(template, payload, queued_on, Tone::Usual)
+}
+
+/// Renders a message in a tone. The gentle one, for a day of grief, heads every message
+/// "暖心关怀" and drops exclamations: the facts stay, nothing reads like a greeting.
+/// (Good wishes themselves are not sent on such days at all.)
+pub fn render_with(template: &str, payload: &Value, queued_on: NaiveDate, tone: Tone) -> Message {
+    let mut m = render_usual(template, payload, queued_on);
+    if tone == Tone::Gentle {
+        m.heading = "暖心关怀";
+        m.body = m.body.replace('！', "。");
+        if m.title == "暖心通知" {
+            m.title = "暖心关怀".into();
+            m.body = "您有一条消息，方便时请在暖心小程序中查看。我们一直在您身边。".into();
+        }
+    }
+    m
+}
+
+fn render_usual(template: &str, payload: &Value, queued_on: NaiveDate) -> Message {
     let date = payload
         .get("date")
         .and_then(Value::as_str)
@@ -113,6 +151,34 @@ pub fn render(template: &str, payload: &Value, queued_on: NaiveDate) -> Message 
             "家庭希望换个时间，请等待协调员安排",
             "待改期",
         ),
+        DIGEST => (
+            "新消息汇总",
+            "您有几条新消息，请在暖心小程序的“消息”中查看。".to_string(),
+            "新消息汇总",
+            "请在小程序的消息中查看",
+            "待查看",
+        ),
+        FESTIVAL_GREETING => (
+            "节日问候",
+            "祝您节日快乐，身体健康！暖心志愿者一直在您身边。".to_string(),
+            "节日问候",
+            "祝您节日快乐，身体健康",
+            "节日快乐",
+        ),
+        BIRTHDAY_GREETING => (
+            "生日祝福",
+            "祝您生日快乐，健康长寿！".to_string(),
+            "生日祝福",
+            "祝您生日快乐，健康长寿",
+            "生日快乐",
+        ),
+        EVENT_INVITATION => (
+            "活动邀请",
+            format!("诚邀您参加{day}的活动，详情请在暖心小程序中查看。"),
+            "活动邀请",
+            "详情请在小程序中查看",
+            "诚邀参加",
+        ),
         _ => (
             "暖心通知",
             "您有一条新消息，请在暖心小程序中查看。".to_string(),
@@ -146,6 +212,16 @@ pub fn wechat_data(message: &Message, keys: &BTreeMap<String, String>) -> BTreeM
             (key.clone(), fit(key, value))
         })
         .collect()
+}
+
+/// The parameters of the SMS templates (`${title}：${date}，${note}`): short, masked like
+/// the WeChat values.
+pub fn sms_params(message: &Message) -> Value {
+    serde_json::json!({
+        "title": shorten(&one_line(message.heading), 10),
+        "date": message.date.format("%-m月%-d日").to_string(),
+        "note": shorten(&one_line(message.note), 20),
+    })
 }
 
 /// The type of a template key, from its name without the trailing digits (`thing1`).
@@ -552,6 +628,9 @@ mod tests {
                 remind::HELP_RECEIVED,
                 remind::WISHES_UNANSWERED,
                 remind::HELP_EMERGENCY,
+                DIGEST,
+                FESTIVAL_GREETING,
+                BIRTHDAY_GREETING,
             ];
             assert!(m.body.contains("11月26日") || dateless.contains(&template));
             let data = wechat_data(&m, &keys);
@@ -569,6 +648,31 @@ mod tests {
         }
         // No date in the payload: the day it was queued.
         assert_eq!(render(KNOWN[0], &json!({}), day).date, day);
+    }
+
+    #[test]
+    fn on_a_sad_day_every_message_speaks_gently() {
+        let day = NaiveDate::from_ymd_opt(2026, 4, 5).unwrap();
+        for template in KNOWN.iter().copied().chain(["something_new"]) {
+            let usual = render(template, &json!({}), day);
+            let gentle = render_with(template, &json!({}), day, Tone::Gentle);
+            assert_eq!(gentle.heading, "暖心关怀");
+            assert!(!gentle.body.contains('！'), "{template}: {}", gentle.body);
+            assert_eq!(gentle.date, usual.date);
+        }
+        let m = render_with("something_new", &json!({}), day, Tone::Gentle);
+        assert_eq!(m.title, "暖心关怀");
+    }
+
+    #[test]
+    fn sms_parameters_are_short_and_masked() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        for template in KNOWN {
+            let p = sms_params(&render(template, &json!({}), day));
+            assert!(p["title"].as_str().unwrap().chars().count() <= 10, "{p}");
+            assert!(p["note"].as_str().unwrap().chars().count() <= 20, "{p}");
+            assert_eq!(p["date"], "11月26日");
+        }
     }
 
     #[test]

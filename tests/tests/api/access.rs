@@ -61,6 +61,8 @@ struct Ids {
     release: [String; 2],
     /// A message in the demo volunteer's inbox ("own"), one in another volunteer's.
     message: [String; 2],
+    /// A dead letter of a volunteer in 东城县 ("own") and one in 西山县.
+    dead: [String; 2],
 }
 
 impl Ids {
@@ -477,6 +479,35 @@ fn cases() -> Vec<Case> {
         },
         Case {
             method: "GET",
+            spec_path: "/notifications/dead",
+            rule: Manager { other: 0 },
+            call: |_, _| ("/api/notifications/dead".into(), None),
+        },
+        Case {
+            method: "POST",
+            spec_path: "/notifications/{id}/retry",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/notifications/{}/retry", i.pick(&i.dead, s)),
+                    Some(json!({})),
+                )
+            },
+        },
+        // The SMS provider's webhook: its shared secret, no login (without it: 401).
+        Case {
+            method: "POST",
+            spec_path: "/sms/inbound",
+            rule: Public,
+            call: |_, _| {
+                (
+                    "/api/sms/inbound".into(),
+                    Some(json!({"mobile": "13800000000", "text": "1"})),
+                )
+            },
+        },
+        Case {
+            method: "GET",
             spec_path: "/me/inbox",
             rule: LoggedIn,
             call: |_, _| ("/api/me/inbox".into(), None),
@@ -865,6 +896,48 @@ async fn messages(app: &TestApp) -> [String; 2] {
             last_error: Set(None),
             read_at: Set(None),
             inbox_at: Set(Some(now)),
+            due_at: Set(None),
+            trail: Set(None),
+            created_at: Set(now),
+        }
+        .insert(&app.state.db)
+        .await
+        .unwrap();
+        out[k] = id.to_string();
+    }
+    out
+}
+
+/// A dead letter of a volunteer of each side.
+async fn dead_letters(app: &TestApp, volunteers: &[String; 2]) -> [String; 2] {
+    use entity::{notification, volunteer};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let mut out = [String::new(), String::new()];
+    for k in 0..2 {
+        let user = volunteer::Entity::find_by_id(volunteers[k].parse::<uuid::Uuid>().unwrap())
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .user_id;
+        let now = chrono::Utc::now();
+        let id = uuid::Uuid::now_v7();
+        notification::ActiveModel {
+            id: Set(id),
+            recipient_id: Set(user),
+            template: Set("visit_cancelled".into()),
+            payload: Set(json!({"date": "2026-11-26"})),
+            dedupe_key: Set(format!("matrix:{id}")),
+            status: Set(notification::DEAD.into()),
+            channel: Set(Some("inbox".into())),
+            attempts: Set(1),
+            next_attempt_at: Set(now),
+            sent_at: Set(None),
+            last_error: Set(Some("WeChat answered errcode 47003".into())),
+            read_at: Set(None),
+            inbox_at: Set(Some(now)),
+            due_at: Set(Some(now)),
+            trail: Set(None),
             created_at: Set(now),
         }
         .insert(&app.state.db)
@@ -977,15 +1050,17 @@ async fn ids(app: &TestApp) -> Ids {
         .await;
     }
     let (open_visit, release) = visit_rows(app, &village).await;
+    let volunteer = [
+        volunteer_in(app, "东城县", entity::VolunteerStatus::Approved).await,
+        volunteer_in(app, "西山县", entity::VolunteerStatus::Approved).await,
+    ];
     Ids {
+        dead: dead_letters(app, &volunteer).await,
         message: messages(app).await,
         held_visit: held_visits(app, &family).await,
         open_visit,
         release,
-        volunteer: [
-            volunteer_in(app, "东城县", entity::VolunteerStatus::Approved).await,
-            volunteer_in(app, "西山县", entity::VolunteerStatus::Approved).await,
-        ],
+        volunteer,
         pending_volunteer: [
             volunteer_in(app, "东城县", entity::VolunteerStatus::Pending).await,
             volunteer_in(app, "西山县", entity::VolunteerStatus::Pending).await,

@@ -6,6 +6,7 @@ mod auth;
 mod calendar_feed;
 mod care_rules;
 mod claim_storm;
+mod delivery;
 mod families;
 mod health;
 mod jobs;

@@ -99,6 +99,8 @@ async fn queue(app: &TestApp, to: Uuid, template: &str, visit: Uuid) -> Uuid {
         last_error: Set(None),
         read_at: Set(None),
         inbox_at: Set(None),
+        due_at: Set(None),
+        trail: Set(None),
         created_at: Set(now),
     }
     .insert(&app.state.db)

@@ -201,7 +201,9 @@ async fn a_claim_confirms_reminds_and_tells_the_family_who_is_coming() {
     assert!(body.contains("志愿者测*（暖心服务队）"), "{body}");
     assert!(body.contains("14:30"), "{body}");
 
-    // The evening before, and two hours before.
+    // The family's morning the day before, the evening before, and two hours before
+    // (each while still on time: a reminder late beyond its tolerance is dropped).
+    run_batch(&app.state, local(&app, 2, 10, 1)).await.unwrap();
     run_batch(&app.state, local(&app, 2, 18, 1)).await.unwrap();
     run_batch(&app.state, local(&app, 3, 12, 31)).await.unwrap();
     let v_inbox = inbox(&app, &v.token).await;
