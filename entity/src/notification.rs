@@ -63,3 +63,36 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl ActiveModel {
+    /// A message queued for `recipient`, due at `at`: what every producer writes. Unique by
+    /// `dedupe_key`, so producers insert with `ON CONFLICT (dedupe_key) DO NOTHING`.
+    pub fn pending(
+        recipient: Uuid,
+        template: &str,
+        payload: Json,
+        dedupe_key: String,
+        at: DateTimeUtc,
+        now: DateTimeUtc,
+    ) -> Self {
+        use sea_orm::ActiveValue::Set;
+        Self {
+            id: Set(Uuid::now_v7()),
+            recipient_id: Set(recipient),
+            template: Set(template.into()),
+            payload: Set(payload),
+            dedupe_key: Set(dedupe_key),
+            status: Set(PENDING.into()),
+            channel: Set(None),
+            attempts: Set(0),
+            next_attempt_at: Set(at),
+            sent_at: Set(None),
+            last_error: Set(None),
+            read_at: Set(None),
+            inbox_at: Set(None),
+            due_at: Set(None),
+            trail: Set(None),
+            created_at: Set(now),
+        }
+    }
+}

@@ -13,10 +13,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use entity::{notification, task_claim, visit_task, visit_task::status};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    QuerySelect,
-};
+use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -135,28 +132,18 @@ pub async fn cancel_ahead(
         .iter()
         .map(|(task, user)| {
             let date = starts[task].with_timezone(&tz).date_naive();
-            notification::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                recipient_id: Set(*user),
-                template: Set(TEMPLATE_VISIT_CANCELLED.into()),
-                payload: Set(json!({
+            notification::ActiveModel::pending(
+                *user,
+                TEMPLATE_VISIT_CANCELLED,
+                json!({
                     "task_id": task,
                     "date": date.to_string(),
                     "event": event.code(),
-                })),
-                dedupe_key: Set(format!("{TEMPLATE_VISIT_CANCELLED}:{task}:{user}")),
-                status: Set(notification::PENDING.into()),
-                channel: Set(None),
-                attempts: Set(0),
-                next_attempt_at: Set(now),
-                sent_at: Set(None),
-                last_error: Set(None),
-                read_at: Set(None),
-                inbox_at: Set(None),
-                due_at: Set(None),
-                trail: Set(None),
-                created_at: Set(now),
-            }
+                }),
+                format!("{TEMPLATE_VISIT_CANCELLED}:{task}:{user}"),
+                now,
+                now,
+            )
         })
         .collect();
     let mut queued = 0;

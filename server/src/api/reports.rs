@@ -1291,23 +1291,15 @@ impl Api {
         let date = task.window_start.with_timezone(&state.tz).date_naive();
         let messages: Vec<notification::ActiveModel> = holders
             .iter()
-            .map(|user| notification::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                recipient_id: Set(*user),
-                template: Set(template.into()),
-                payload: Set(json!({"task_id": task.id, "date": date.to_string()})),
-                dedupe_key: Set(format!("{template}:{}:{user}", task.id)),
-                status: Set(notification::PENDING.into()),
-                channel: Set(None),
-                attempts: Set(0),
-                next_attempt_at: Set(now),
-                sent_at: Set(None),
-                last_error: Set(None),
-                read_at: Set(None),
-                inbox_at: Set(None),
-                due_at: Set(None),
-                trail: Set(None),
-                created_at: Set(now),
+            .map(|user| {
+                notification::ActiveModel::pending(
+                    *user,
+                    template,
+                    json!({"task_id": task.id, "date": date.to_string()}),
+                    format!("{template}:{}:{user}", task.id),
+                    now,
+                    now,
+                )
             })
             .collect();
         let mut notified = 0;

@@ -1494,28 +1494,18 @@ impl Api {
         .await?;
         // No family details: the message may show on a locked screen.
         let date = task.window_start.with_timezone(&state.tz).date_naive();
-        notification::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            recipient_id: Set(volunteer),
-            template: Set(TEMPLATE_CLAIM_RELEASED.into()),
-            payload: Set(json!({"task_id": task.id, "date": date.to_string()})),
-            dedupe_key: Set(format!(
+        notification::ActiveModel::pending(
+            volunteer,
+            TEMPLATE_CLAIM_RELEASED,
+            json!({"task_id": task.id, "date": date.to_string()}),
+            format!(
                 "{TEMPLATE_CLAIM_RELEASED}:{}:{volunteer}:{}",
                 task.id,
                 nanos(claimed_at)
-            )),
-            status: Set(notification::PENDING.into()),
-            channel: Set(None),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            sent_at: Set(None),
-            last_error: Set(None),
-            read_at: Set(None),
-            inbox_at: Set(None),
-            due_at: Set(None),
-            trail: Set(None),
-            created_at: Set(now),
-        }
+            ),
+            now,
+            now,
+        )
         .insert(&txn)
         .await?;
         txn.commit().await?;

@@ -1002,24 +1002,14 @@ async fn queue_digest(
 ) -> Result<(), DbErr> {
     let at = timing::digest_at(now, tz, quiet);
     let day = at.with_timezone(&tz).date_naive();
-    notification::Entity::insert(notification::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        recipient_id: Set(to),
-        template: Set(templates::DIGEST.into()),
-        payload: Set(json!({"date": day.to_string()})),
-        dedupe_key: Set(format!("{}:{to}:{day}", templates::DIGEST)),
-        status: Set(notification::PENDING.into()),
-        channel: Set(None),
-        attempts: Set(0),
-        next_attempt_at: Set(at),
-        sent_at: Set(None),
-        last_error: Set(None),
-        read_at: Set(None),
-        inbox_at: Set(None),
-        due_at: Set(None),
-        trail: Set(None),
-        created_at: Set(now),
-    })
+    notification::Entity::insert(notification::ActiveModel::pending(
+        to,
+        templates::DIGEST,
+        json!({"date": day.to_string()}),
+        format!("{}:{to}:{day}", templates::DIGEST),
+        at,
+        now,
+    ))
     .on_conflict(OnConflict::column(C::DedupeKey).do_nothing().to_owned())
     .exec_without_returning(db)
     .await?;

@@ -37,23 +37,9 @@ pub struct Msg {
 
 fn row(m: Msg, now: DateTime<Utc>) -> notification::ActiveModel {
     notification::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        recipient_id: Set(m.to),
-        template: Set(m.template.into()),
-        payload: Set(m.payload),
-        dedupe_key: Set(m.key),
-        status: Set(notification::PENDING.into()),
-        channel: Set(None),
-        attempts: Set(0),
-        next_attempt_at: Set(m.at),
-        sent_at: Set(None),
-        last_error: Set(None),
-        read_at: Set(None),
-        inbox_at: Set(None),
         // Lateness is measured from the moment the reminder was meant for.
         due_at: Set(Some(m.at)),
-        trail: Set(None),
-        created_at: Set(now),
+        ..notification::ActiveModel::pending(m.to, m.template, m.payload, m.key, m.at, now)
     }
 }
 
