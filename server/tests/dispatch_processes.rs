@@ -6,18 +6,28 @@
 //!   flight at the kills (WeChat has no idempotency key: a send it accepted just before the
 //!   kill is sent again);
 //! - `dispatch_100k` (ignored: a benchmark) sends 100 000 messages with 10% passing
-//!   failures and prints how many per second, with duplicates and losses counted.
+//!   failures and prints how many per second, with duplicates and losses counted;
+//!   `enqueue_cost_of_claims` (ignored too) prints what queuing its messages adds to a claim.
 //!
 //! Runs on SQLite by default, on PostgreSQL and Redis with `DATABASE_URL` and `REDIS_URL`.
 
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
-use entity::{FamilyCategory, UserStatus, app_user, notification, subscription_quota};
+use entity::{
+    BirthCalendar, FamilyCategory, MemberRelation, UserStatus, app_user, family_member,
+    notification, subscription_quota,
+};
 use miniapp_stub::TEMPLATE_VISIT_NOTICE as TPL;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    TransactionTrait,
+};
 use serde_json::json;
-use tests::{Options, TestApp, spawn_app_with, visits::VisitSpec};
+use tests::{
+    Options, TestApp, spawn_app_with,
+    visits::{VisitSpec, VolunteerSpec},
+};
 use uuid::Uuid;
 
 mod processes;
@@ -308,4 +318,147 @@ async fn dispatch_100k() {
     assert_eq!(delivered, messages, "lost messages");
     assert_eq!(duplicates, 0, "duplicates without a crash");
     world.finish().await;
+}
+
+/// A family in `village` near the volunteers, whose mother uses the app: a claim tells her
+/// who is coming.
+async fn family_on_the_app(app: &TestApp, n: usize) -> Uuid {
+    let family = app
+        .family_at(
+            "杨柳村",
+            FamilyCategory::Bereaved,
+            &format!("钱{n}"),
+            Some((31.301, 116.601)),
+        )
+        .await;
+    let now = Utc::now();
+    let user = Uuid::now_v7();
+    app_user::ActiveModel {
+        id: Set(user),
+        name: Set(format!("钱{n}")),
+        phone: Set(None),
+        openid: Set(None),
+        unionid: Set(None),
+        status: Set(UserStatus::Active),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&app.state.db)
+    .await
+    .expect("user");
+    family_member::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        family_id: Set(family),
+        name: Set(format!("钱{n}")),
+        relation: Set(MemberRelation::Mother),
+        gender: Set(Some("女".into())),
+        phone: Set(None),
+        id_number_enc: Set(None),
+        id_number_masked: Set(None),
+        birth_calendar: Set(BirthCalendar::Solar),
+        birth_year: Set(Some(1955)),
+        birth_month: Set(Some(3)),
+        birth_day: Set(Some(8)),
+        birth_leap_month: Set(false),
+        deceased: Set(false),
+        death_date: Set(None),
+        primary_contact: Set(true),
+        user_id: Set(Some(user)),
+        created_at: Set(now),
+    }
+    .insert(&app.state.db)
+    .await
+    .expect("member");
+    family
+}
+
+/// The figure of BENCHMARKS.md for the outbox's cost when visits are taken: a claim writes
+/// the volunteer's confirmation and reminders and the family's "who is coming" and
+/// day-before reminder in its own transaction. Claims through the API one after another,
+/// then the same messages queued alone for as many other visits, as the claim queues them.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: cargo test --release -p server --test dispatch_processes -- --ignored --nocapture enqueue"]
+async fn enqueue_cost_of_claims() {
+    const VOLUNTEERS: usize = 200;
+    const PER_VOLUNTEER: usize = 5;
+    let app = spawn_app_with(options()).await;
+    let mut spec = VolunteerSpec::at(31.30, 116.60);
+    spec.weekly_capacity = 20;
+    let volunteers = app.volunteers(VOLUNTEERS, spec).await;
+    // Two visits per volunteer and day (claimed, and queued for alone), days apart.
+    let start = Utc::now() + Duration::days(3);
+    let mut claimed = Vec::new();
+    let mut alone = Vec::new();
+    for day in 0..PER_VOLUNTEER {
+        for (i, v) in volunteers.iter().enumerate() {
+            let family = family_on_the_app(&app, day * VOLUNTEERS + i).await;
+            let at = start + Duration::days(day as i64) + Duration::hours(1);
+            let a = app.visit(VisitSpec::new(family, at, 2)).await;
+            let b = app
+                .visit(VisitSpec::new(family, at + Duration::hours(4), 2))
+                .await;
+            claimed.push((a, v.clone()));
+            alone.push((b, v.user_id));
+        }
+    }
+    let n = claimed.len();
+
+    let started = Instant::now();
+    for (visit, v) in &claimed {
+        app.post(
+            &format!("/api/visits/{visit}/claims"),
+            Some(&v.token),
+            json!({}),
+        )
+        .await
+        .ok();
+    }
+    let with_messages = started.elapsed().as_secs_f64() / n as f64;
+    let queued_by_claims = notification::Entity::find()
+        .count(&app.state.db)
+        .await
+        .unwrap();
+
+    let mut rows = Vec::new();
+    for (visit, user) in &alone {
+        let task = app.visit_row(*visit).await;
+        rows.push((app.hold(&task, &[*user]).await, *user));
+    }
+    // In one transaction: in a claim they share the claim's (and its commit).
+    let state = &app.state;
+    let started = Instant::now();
+    let txn = state.db.begin().await.unwrap();
+    for (task, user) in &rows {
+        server::notify::produce::claimed(
+            &txn,
+            &state.config.reminders,
+            state.tz,
+            task,
+            *user,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    }
+    txn.commit().await.unwrap();
+    let messages = started.elapsed().as_secs_f64() / n as f64;
+    let db = if state.config.database_url.starts_with("sqlite:") {
+        "SQLite"
+    } else {
+        "PostgreSQL"
+    };
+    println!(
+        "{n} claims on {db} through the API, one at a time: {:.2} ms each, {:.1} messages \
+         queued per claim; queuing them alone: {:.2} ms; a claim without them {:.2} ms, \
+         so the messages add {:.0}%",
+        with_messages * 1e3,
+        queued_by_claims as f64 / n as f64,
+        messages * 1e3,
+        (with_messages - messages) * 1e3,
+        100.0 * messages / (with_messages - messages),
+    );
+    assert!(
+        queued_by_claims as usize >= 2 * n,
+        "each claim queued its messages"
+    );
 }

@@ -302,35 +302,10 @@ pub async fn claimed(
     }
 
     // Who is coming, as a locked screen may show it: surname and team.
-    let name: String = app_user::Entity::find_by_id(volunteer_user)
-        .select_only()
-        .column(app_user::Column::Name)
-        .into_tuple()
-        .one(db)
-        .await?
-        .unwrap_or_default();
-    let team_id: Option<Uuid> = volunteer::Entity::find()
-        .select_only()
-        .column(volunteer::Column::TeamId)
-        .filter(volunteer::Column::UserId.eq(volunteer_user))
-        .into_tuple::<Option<Uuid>>()
-        .one(db)
-        .await?
-        .flatten();
-    let team_name: Option<String> = match team_id {
-        Some(id) => {
-            team::Entity::find_by_id(id)
-                .select_only()
-                .column(team::Column::Name)
-                .into_tuple()
-                .one(db)
-                .await?
-        }
-        None => None,
-    };
+    let (name, team_name) = name_and_team(db, volunteer_user).await?;
     let coming = with(
         base.clone(),
-        json!({"volunteer": remind::surname(&name), "team": team_name.unwrap_or_default()}),
+        json!({"volunteer": remind::surname(&name), "team": team_name}),
     );
     let day_before = remind::family_day_before(task.window_start, now, c, tz);
     for member in family_accounts(db, task.family_id).await? {
@@ -356,7 +331,37 @@ pub async fn claimed(
             });
         }
     }
-    Ok(queue(db, first, now).await? + queue_again(db, again, now).await?)
+    // One statement: the confirmation and notice carry this moment in their keys, so only
+    // the reminders can meet a row of an earlier claim (dropped when it was given back).
+    first.extend(again);
+    queue_again(db, first, now).await
+}
+
+/// A volunteer's name and team name ("" without one), in one round trip: a claim waits
+/// for it.
+async fn name_and_team(db: &impl ConnectionTrait, user: Uuid) -> Result<(String, String), DbErr> {
+    let query = Query::select()
+        .column((app_user::Entity, app_user::Column::Name))
+        .column((team::Entity, team::Column::Name))
+        .from(app_user::Entity)
+        .left_join(
+            volunteer::Entity,
+            Expr::col((volunteer::Entity, volunteer::Column::UserId))
+                .equals((app_user::Entity, app_user::Column::Id)),
+        )
+        .left_join(
+            team::Entity,
+            Expr::col((team::Entity, team::Column::Id))
+                .equals((volunteer::Entity, volunteer::Column::TeamId)),
+        )
+        .and_where(Expr::col((app_user::Entity, app_user::Column::Id)).eq(user))
+        .to_owned();
+    let Some(row) = db.query_one(&query).await? else {
+        return Ok(Default::default());
+    };
+    let name: String = row.try_get_by_index(0)?;
+    let team: Option<String> = row.try_get_by_index(1)?;
+    Ok((name, team.unwrap_or_default()))
 }
 
 /// A volunteer gave a visit back or was released from it (`task` as it is after): their
