@@ -1,7 +1,8 @@
 // The H5 pages in a real browser, as people use them: a volunteer finds a visit in the
 // feed, claims it, checks in at the family's door, checks out and reports; the family
 // logs in with WeChat and an invite code, sees who is coming, confirms and rates the
-// visit; a claim that loses a race says so. Screenshots of every page at phone size go
+// visit; both find their messages; a claim that loses a race says so; someone new
+// registers as a volunteer. Screenshots of every page at phone size go
 // to artifacts/ (git-ignored).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -73,6 +74,18 @@ async function volunteerPage() {
   const page = await context.newPage();
   page.on('pageerror', (e) => assert.fail('script error on the page: ' + e.message));
   return page;
+}
+
+/** Reloads until `locator` shows: the dispatcher puts messages in the inbox every 2 s. */
+async function untilShown(page, locator) {
+  for (let i = 0; i < 8; i++) {
+    try {
+      return await locator.waitFor({ timeout: 1500 });
+    } catch {
+      await page.reload();
+    }
+  }
+  assert.fail('not shown after 12 s: ' + locator + '\n' + (await page.locator('#app').innerText()));
 }
 
 async function loginAsDemo(page, phone, name) {
@@ -175,25 +188,95 @@ test('a volunteer finds a visit, claims it, checks in, checks out and reports; t
   await page.locator('#report-done').waitFor();
   await shot(page, '11-report-done');
 
+  // The family is asked to confirm, in its messages; opening the message marks it read.
+  const ask = family.locator('#family-inbox', { hasText: '条新消息' });
+  await untilShown(family, ask);
+  await ask.click();
+  const message = family.locator('#inbox-list .card.unread', { hasText: '请确认这次走访' }).first();
+  await message.waitFor();
+  await shot(family, '12-family-inbox');
+  await family.getByRole('button', { name: '全部标为已读' }).click();
+  await family.getByText('没有未读消息').waitFor();
+  await family.getByRole('link', { name: '返回首页' }).click();
+
   // The family confirms that the visit happened, with five stars.
-  await family.reload();
   await family.locator(`#confirm-${fx.now}`).waitFor();
   await family.locator(`[data-visit="${fx.now}"] [data-star="5"]`).click();
-  await shot(family, '12-family-confirm');
+  await shot(family, '13-family-confirm');
   await family.locator(`#confirm-${fx.now}`).click();
   await family.getByText('已确认这次走访').waitFor();
-  await shot(family, '13-family-confirmed');
+  await shot(family, '14-family-confirmed');
 
   // The volunteer sees the visit done and the hours page.
   await page.goto(sys.base + '/app/#/v/mine');
   await page.locator('[data-when=past]').click();
   await page.locator(`#mine-list [data-visit="${fx.now}"]`).waitFor();
-  await shot(page, '14-my-visits');
+  await shot(page, '15-my-visits');
   await page.goto(sys.base + '/app/#/v/hours');
   await page.locator('#total-hours').waitFor();
-  await shot(page, '15-hours');
+  await shot(page, '16-hours');
   const report = await api(sys.base, 'GET', `/api/visits/${fx.now}`, await devToken(sys.base, VOLUNTEER));
   assert.equal(report.status, 'confirmed');
+
+  // The claim's confirmation is in the volunteer's messages (the dispatcher puts every
+  // message there); opening it marks it read.
+  await page.goto(sys.base + '/app/#/v/inbox');
+  const confirmed = page.locator('#inbox-list .card.unread', { hasText: '认领成功' }).first();
+  await untilShown(page, confirmed);
+  await shot(page, '17-volunteer-inbox');
+  const before = await page.locator('#unread').innerText();
+  const id = await confirmed.getAttribute('data-message');
+  await confirmed.click();
+  await page.locator(`[data-message="${id}"]:not(.unread)`).waitFor();
+  assert.notEqual(await page.locator('#unread').innerText(), before, 'the unread count went down');
+});
+
+/** The villages' route through the tiers: {county, township, village} ids of `name`. */
+async function areaOf(name) {
+  const below = async (id) => (await api(sys.base, 'GET', '/api/volunteers/areas' + (id ? '?parent_id=' + id : ''))).items;
+  const [city] = await below();
+  for (const county of await below(city.id)) {
+    for (const township of await below(county.id)) {
+      const village = (await below(township.id)).find((v) => v.name === name);
+      if (village) return { county: county.id, township: township.id, village: village.id };
+    }
+  }
+  throw new Error('no village ' + name);
+}
+
+test('someone new registers as a volunteer on the phone and waits for approval', async () => {
+  const page = await (await browser.newContext(PHONE)).newPage();
+  page.on('pageerror', (e) => assert.fail('script error on the page: ' + e.message));
+  await page.goto(sys.base + '/app/');
+  await page.getByRole('button', { name: '微信登录' }).click();
+  await page.locator('#to-register').click();
+  await page.getByRole('heading', { name: '志愿者报名' }).waitFor();
+
+  const area = await areaOf('杨柳村');
+  await page.fill('#reg-name', '郑晓燕');
+  await page.fill('#reg-phone', '1390000');
+  await page.locator('input[name=skill][value=health]').check();
+  await page.locator('#area-county:not([disabled])').waitFor();
+  await page.selectOption('#area-county', area.county);
+  await page.locator('#area-township:not([disabled])').waitFor();
+  await page.selectOption('#area-township', area.township);
+  await page.locator('#area-village:not([disabled])').waitFor();
+  await page.selectOption('#area-village', area.village);
+  await page.getByRole('button', { name: '提交报名' }).click();
+  // A short phone number is refused by name, and nothing is registered.
+  assert.match(await page.getByRole('alert').innerText(), /手机号/);
+  await shot(page, '18-register-invalid');
+
+  await page.fill('#reg-phone', '13912340099');
+  await page.getByRole('button', { name: '提交报名' }).click();
+  await page.locator('#waiting').waitFor();
+  await shot(page, '19-register-waiting');
+
+  const city = await devToken(sys.base, '13800000001');
+  const pending = await api(sys.base, 'GET', '/api/volunteers?status=pending&q=' + encodeURIComponent('郑晓燕'), city);
+  assert.equal(pending.total, 1);
+  assert.deepEqual(pending.items[0].skills, ['health']);
+  await page.context().close();
 });
 
 test('the mini-program shares the H5 pages\' API client', async () => {

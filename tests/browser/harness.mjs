@@ -71,7 +71,8 @@ export async function start() {
     NUANXIN_ADDR: `127.0.0.1:${port}`,
     NUANXIN_DEMO_DATA: 'true',
     NUANXIN_DEV_LOGIN: 'true',
-    NUANXIN_JOBS: 'false',
+    // The jobs send the outbox: messages reach the inbox.
+    NUANXIN_JOBS: 'true',
     NUANXIN_WECHAT_API_BASE: `http://127.0.0.1:${fakePort}`,
     NUANXIN_WECHAT_APPID: 'wxdemo0000000000',
     NUANXIN_WECHAT_SECRET: 'demo-secret',
@@ -120,7 +121,8 @@ export async function devToken(base, phone) {
 /** A statement on the test's database (the sqlite3 command), for what no API does yet. */
 export function sql(db, statement) {
   try {
-    return execFileSync('sqlite3', [db, statement], { encoding: 'utf8' }).trim();
+    // The server's jobs write too: wait for their transactions instead of failing.
+    return execFileSync('sqlite3', ['-cmd', '.timeout 10000', db, statement], { encoding: 'utf8' }).trim();
   } catch (e) {
     if (e.code === 'ENOENT') throw new Error('the browser tests need the sqlite3 command: apt-get install -y sqlite3');
     throw e;

@@ -5,8 +5,9 @@ import { show, alertBox, tabs } from './ui.js';
 import * as login from './pages/login.js';
 import * as volunteer from './pages/volunteer.js';
 import * as family from './pages/family.js';
+import * as inbox from './pages/inbox.js';
 
-const VOLUNTEER_TABS = [['#/v/feed', '找走访'], ['#/v/mine', '我的走访'], ['#/v/hours', '志愿时长']];
+const VOLUNTEER_TABS = [['#/v/feed', '找走访'], ['#/v/mine', '我的走访'], ['#/v/hours', '志愿时长'], ['#/v/inbox', '消息']];
 
 const routes = [
   [/^#\/login$/, login.page, null],
@@ -16,7 +17,9 @@ const routes = [
   [/^#\/v\/report\/([\w-]+)$/, volunteer.report, VOLUNTEER_TABS],
   [/^#\/v\/mine$/, volunteer.mine, VOLUNTEER_TABS],
   [/^#\/v\/hours$/, volunteer.hours, VOLUNTEER_TABS],
+  [/^#\/v\/inbox$/, inbox.page, VOLUNTEER_TABS],
   [/^#\/f$/, family.home, null],
+  [/^#\/f\/inbox$/, inbox.page, null],
   [/^#\/none$/, login.nothingHere, null],
 ];
 

@@ -103,6 +103,13 @@ export function createApi({ transport, tokens, onLoggedOut }) {
       tokens.set(pair);
       return pair;
     },
+    // A new WeChat account registering as a volunteer: where they live, tier by tier.
+    areas: (parentId) => call('GET', '/volunteers/areas' + q({ parent_id: parentId })),
+    async registerVolunteer(form) {
+      const pair = await post('/volunteers/register', form);
+      tokens.set(pair);
+      return pair;
+    },
     devOptions: () => call('GET', '/auth/dev'),
     devWxCode: (openid) => post('/auth/dev/wx-code', { openid }),
     me: () => call('GET', '/auth/me'),
@@ -126,6 +133,11 @@ export function createApi({ transport, tokens, onLoggedOut }) {
     // and the ones the person accepted in wx.requestSubscribeMessage (one message each).
     subscriptions: () => call('GET', '/me/subscriptions'),
     reportAccepted: (accepted) => post('/me/subscriptions', { accepted }),
+
+    // Everyone's messages
+    inbox: (cursor) => call('GET', '/me/inbox' + q({ cursor })),
+    readMessage: (id) => post('/me/inbox/' + id + '/read'),
+    readAllMessages: () => post('/me/inbox/read-all'),
 
     // Families
     familyVisits: () => call('GET', '/family/visits'),
@@ -200,6 +212,14 @@ export const RISK_SIGNS = [
   ['health_declining', '身体明显变差'],
   ['suicidal_thoughts', '有轻生念头'],
 ];
+
+/** The labels of the registration form's fields, to name the one the API refused. */
+export const REGISTRATION_FIELDS = {
+  name: '姓名',
+  phone: '手机号',
+  skills: '擅长',
+  region_id: '居住的村（社区）',
+};
 
 /** The labels of the report form's fields, to name the one the API refused. */
 export const REPORT_FIELDS = {

@@ -14,8 +14,8 @@ use poem_openapi::{
     payload::Json,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, TransactionTrait,
     sea_query::{Expr, LikeExpr},
 };
 use serde::Deserialize;
@@ -181,8 +181,58 @@ impl Api {
     }
 }
 
+/// A place a volunteer can say they live in, for the registration form.
+#[derive(Object)]
+pub struct Area {
+    pub id: Uuid,
+    pub name: String,
+    pub level: entity::RegionLevel,
+}
+
+#[derive(Object)]
+pub struct Areas {
+    /// The places directly under the one asked for, in the register's order.
+    pub items: Vec<Area>,
+}
+
+/// More places than this under one region is not a deployment we know of.
+const MAX_AREAS: u64 = 500;
+
 #[OpenApi(prefix_path = "/volunteers", tag = "Tag::Volunteers")]
 impl Api {
+    /// The places under `parent_id` (the top tier without it), for the registration form
+    /// of someone not logged in yet: a county, then its townships, then their villages.
+    /// Names only; the administrative divisions are public.
+    #[oai(path = "/areas", method = "get")]
+    async fn areas(&self, parent_id: Query<Option<Uuid>>) -> ApiResult<Json<Areas>> {
+        let db = &self.0.db;
+        let mut select = region::Entity::find();
+        select = match parent_id.0 {
+            Some(parent) => {
+                region::Entity::find_by_id(parent)
+                    .one(db)
+                    .await?
+                    .ok_or_else(|| ApiError::field("parent_id", "地区不存在"))?;
+                select.filter(region::Column::ParentId.eq(parent))
+            }
+            None => select.filter(region::Column::ParentId.is_null()),
+        };
+        let items = select
+            .order_by_asc(region::Column::Code)
+            .order_by_asc(region::Column::Name)
+            .limit(MAX_AREAS)
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|r| Area {
+                id: r.id,
+                name: r.name,
+                level: r.level,
+            })
+            .collect();
+        Ok(Json(Areas { items }))
+    }
+
     /// Register as a volunteer; a coordinator of the home area approves.
     #[oai(path = "/register", method = "post")]
     async fn register(

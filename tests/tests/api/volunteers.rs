@@ -195,3 +195,45 @@ async fn rejected_registrations_and_bad_changes_are_refused_clearly() {
     .await
     .invalid("home");
 }
+
+#[tokio::test]
+async fn someone_registering_finds_their_village_tier_by_tier_without_logging_in() {
+    let app = spawn_app().await;
+    let top = app.get("/api/volunteers/areas", None).await.ok();
+    assert_eq!(top["items"].as_array().unwrap().len(), 1, "{top}");
+    assert_eq!(top["items"][0]["name"], "安和市");
+    // Every place, one tier at a time as the form's pickers go: county, township, village.
+    let village = app.region("杨柳村").await;
+    let mut tier = vec![(
+        top["items"][0]["id"].as_str().unwrap().to_string(),
+        Vec::new(),
+    )];
+    for level in ["county", "township", "village"] {
+        let mut next = Vec::new();
+        for (parent, path) in &tier {
+            let below = app
+                .get(&format!("/api/volunteers/areas?parent_id={parent}"), None)
+                .await
+                .ok();
+            let items = below["items"].as_array().unwrap();
+            assert!(!items.is_empty(), "{level}: {below}");
+            assert!(items.iter().all(|a| a["level"] == level), "{below}");
+            for a in items {
+                let mut path: Vec<String> = path.clone();
+                path.push(a["name"].as_str().unwrap().to_string());
+                next.push((a["id"].as_str().unwrap().to_string(), path));
+            }
+        }
+        tier = next;
+    }
+    assert_eq!(tier.len(), 30, "the demo's villages");
+    let (_, path) = tier.iter().find(|(id, _)| *id == village).unwrap();
+    assert_eq!(path.last().unwrap(), "杨柳村", "{path:?}");
+
+    let unknown = uuid::Uuid::now_v7();
+    app.get(&format!("/api/volunteers/areas?parent_id={unknown}"), None)
+        .await
+        .invalid("parent_id");
+    let bad = app.get("/api/volunteers/areas?parent_id=nope", None).await;
+    assert_eq!(bad.status, 400, "{:?}", bad.body);
+}

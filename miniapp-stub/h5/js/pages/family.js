@@ -117,12 +117,15 @@ export async function home() {
   const help = h('div');
   const helpButton = h('button', { class: 'help big', id: 'help', onclick: () => help.replaceChildren(helpPanel()) }, '我需要帮助');
   const list = h('div', { id: 'family-visits' });
+  const messages = h('a', { class: 'button big', href: '#/f/inbox', id: 'family-inbox' }, '我的消息');
+  api.inbox().then((p) => { if (p.unread) messages.textContent = '我的消息（' + p.unread + ' 条新消息）'; }).catch(() => {});
   show(
     h('div', { class: 'row' }, setting('large', '大字'), setting('contrast', '高对比'),
       h('button', { onclick: async () => { await api.logout(); location.hash = '#/login'; } }, '退出')),
     helpButton, help,
     h('h1', {}, '谁来看您'),
     list,
+    messages,
   );
   try {
     const { items: visits } = await api.familyVisits();

@@ -5,6 +5,7 @@
 import { api, deviceOpenid } from '../api.js';
 import { h, show, alertBox, busy } from '../ui.js';
 import { home } from '../main.js';
+import { SKILLS, REGISTRATION_FIELDS } from '../shared/core.js';
 
 /** Demo people of the demo data set (README), for the development picker. */
 const DEMO = [
@@ -67,14 +68,87 @@ function bindForm(ticket, go) {
     h('h1', {}, '第一次使用'),
     h('p', {}, '请输入协会工作人员给您的邀请码。'),
     h('label', { for: 'invite-code' }, '邀请码'), input, message, button,
-    h('p', { class: 'muted' }, '想成为志愿者？请在微信“暖心”小程序中报名。'),
+    h('section', {},
+      h('h2', {}, '想成为志愿者？'),
+      h('p', { class: 'muted' }, '报名后由您所在地的协调员审核，通过后就能认领走访。'),
+      h('button', { id: 'to-register', onclick: () => show(registerForm(ticket, go)) }, '志愿者报名')),
+  ];
+}
+
+/** Choosing where one lives: county, then township, then village, each from the last. */
+function areaPicker() {
+  const tiers = [['county', '县（区）'], ['township', '乡镇（街道）'], ['village', '村（社区）']];
+  const selects = tiers.map(([level, label]) =>
+    h('select', { id: 'area-' + level, 'aria-label': label, disabled: true },
+      h('option', { value: '' }, '请选择' + label)));
+  async function fill(i, parentId) {
+    for (const s of selects.slice(i)) {
+      s.replaceChildren(s.options[0]);
+      s.disabled = true;
+    }
+    if (i >= selects.length) return;
+    const { items } = await api.areas(parentId);
+    selects[i].append(...items.map((a) => h('option', { value: a.id }, a.name)));
+    selects[i].disabled = false;
+  }
+  selects.forEach((s, i) => s.addEventListener('change', () => {
+    if (s.value) fill(i + 1, s.value); else fill(i + 1, null);
+  }));
+  // The top tier is the city: its counties come first.
+  const ready = api.areas().then(({ items }) => items.length && fill(0, items[0].id));
+  return {
+    ready,
+    nodes: tiers.flatMap(([, label], i) => [h('label', { for: selects[i].id }, label), selects[i]]),
+    village: () => selects[2].value,
+  };
+}
+
+/** A new WeChat account registers as a volunteer; a coordinator approves. */
+function registerForm(ticket, go) {
+  const name = h('input', { id: 'reg-name', autocomplete: 'name', maxlength: 32 });
+  const phone = h('input', { id: 'reg-phone', type: 'tel', inputmode: 'numeric', autocomplete: 'tel', maxlength: 11 });
+  const skills = Object.entries(SKILLS).map(([value, label]) =>
+    h('label', {}, h('input', { type: 'checkbox', name: 'skill', value }), label));
+  const area = areaPicker();
+  const message = h('div');
+  const button = h('button', {
+    class: 'primary big',
+    onclick: () => busy(button, async () => {
+      try {
+        if (!area.village()) throw Object.assign(new Error('请选择'), { field: 'region_id' });
+        await api.registerVolunteer({
+          ticket,
+          name: name.value.trim(),
+          phone: phone.value.trim(),
+          skills: skills.map((l) => l.firstChild).filter((c) => c.checked).map((c) => c.value),
+          region_id: area.village(),
+        });
+        await go();
+      } catch (e) {
+        const field = REGISTRATION_FIELDS[e.field];
+        message.replaceChildren(alertBox((field ? field + '：' : '') + e.message));
+      }
+    }),
+  }, '提交报名');
+  area.ready.catch((e) => message.replaceChildren(alertBox(e.message)));
+  return [
+    h('h1', {}, '志愿者报名'),
+    h('label', { for: 'reg-name' }, '姓名'), name,
+    h('label', { for: 'reg-phone' }, '手机号'), phone,
+    h('label', {}, '擅长（可多选）'), h('div', { class: 'choices' }, skills),
+    ...area.nodes,
+    message, button,
   ];
 }
 
 export async function nothingHere() {
+  const me = await api.me().catch(() => ({}));
+  const waiting = me.volunteer_status === 'pending';
   show(
     h('h1', {}, '暖心'),
-    h('p', {}, '您的账号暂时没有可用的页面：志愿者报名正在审核中，或协调员页面即将推出。'),
+    waiting
+      ? h('p', { id: 'waiting' }, '报名已提交，感谢您！协调员审核通过后，您就能在这里认领走访。')
+      : h('p', {}, '您的账号暂时没有可用的页面：志愿者报名未通过或已停用，或协调员页面即将推出。'),
     h('button', { onclick: async () => { await api.logout(); location.hash = '#/login'; } }, '退出登录'),
   );
 }
