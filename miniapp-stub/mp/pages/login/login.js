@@ -12,6 +12,9 @@ Page({
       this.setData({ ticket: r.ticket }); // a new account: ask for the invite code
     } catch (e) { this.setData({ error: e.message }); }
   },
+  register() {
+    wx.navigateTo({ url: '/pages/register/register?ticket=' + encodeURIComponent(this.data.ticket) });
+  },
   onCode(e) { this.setData({ code: e.detail.value }); },
   async bind() {
     try {
