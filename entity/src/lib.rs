@@ -9,6 +9,7 @@ pub mod enums;
 pub mod event;
 pub mod event_signup;
 pub mod family;
+pub mod family_household;
 pub mod family_member;
 pub mod help_request;
 pub mod invite_code;

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use entity::{app_user, family, family_member, notification, volunteer};
+use entity::{app_user, family, family_household, family_member, notification, volunteer};
 use poem_openapi::{
     Object, OpenApi,
     param::{Path, Query},
@@ -82,6 +82,19 @@ fn recipients_in(scope: &Scope) -> Condition {
             ),
         )
         .to_owned();
+    let households = SqlQuery::select()
+        .column(family_household::Column::UserId)
+        .from(family_household::Entity)
+        .and_where(
+            family_household::Column::FamilyId.in_subquery(
+                SqlQuery::select()
+                    .column(family::Column::Id)
+                    .from(family::Entity)
+                    .cond_where(in_scope(scope, family::Column::RegionId))
+                    .to_owned(),
+            ),
+        )
+        .to_owned();
     let volunteers = SqlQuery::select()
         .column(volunteer::Column::UserId)
         .from(volunteer::Entity)
@@ -89,6 +102,7 @@ fn recipients_in(scope: &Scope) -> Condition {
         .to_owned();
     Condition::any()
         .add(notification::Column::RecipientId.in_subquery(members))
+        .add(notification::Column::RecipientId.in_subquery(households))
         .add(notification::Column::RecipientId.in_subquery(volunteers))
 }
 

@@ -20,9 +20,9 @@ use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::{
-    StringList, app_user, family, family_member, notification, region, service_hours, task_claim,
-    team, visit_checkin, visit_code, visit_record, visit_request, visit_task, visit_task::status,
-    volunteer, wish,
+    StringList, app_user, family, family_household, family_member, notification, region,
+    service_hours, task_claim, team, visit_checkin, visit_code, visit_record, visit_request,
+    visit_task, visit_task::status, volunteer, wish,
 };
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
@@ -461,15 +461,23 @@ async fn held_visit(
     Err(ApiError::NotFound("走访"))
 }
 
-/// The families `user` is bound to as a member; someone bound to none is refused.
+/// The families `user` is bound to as a member, or speaks for as a family's household
+/// account (replies by SMS); someone bound to none is refused.
 async fn member_families(db: &impl ConnectionTrait, user: Uuid) -> ApiResult<Vec<Uuid>> {
-    let ids: Vec<Uuid> = family_member::Entity::find()
+    let mut ids: Vec<Uuid> = family_member::Entity::find()
         .select_only()
         .column(family_member::Column::FamilyId)
         .filter(family_member::Column::UserId.eq(user))
         .into_tuple()
         .all(db)
         .await?;
+    if let Some(h) = family_household::Entity::find()
+        .filter(family_household::Column::UserId.eq(user))
+        .one(db)
+        .await?
+    {
+        ids.push(h.family_id);
+    }
     if ids.is_empty() {
         return Err(ApiError::Forbidden("仅家庭成员可以使用".into()));
     }

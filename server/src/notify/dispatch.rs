@@ -29,7 +29,7 @@ use std::{
 
 use chrono::{DateTime, Duration, Timelike, Utc};
 use entity::{
-    StringList, UserStatus, app_user, family, family_member,
+    StringList, UserStatus, app_user, family, family_household, family_member,
     notification::{self, Column as C, channel},
     pairing, sms_message, task_claim, visit_task,
 };
@@ -347,7 +347,8 @@ impl Facts {
     }
 }
 
-/// The families of those recipients who are family members, with their losses.
+/// The families of those recipients who are family members or a family's household
+/// account, with their losses.
 async fn family_facts(
     db: &DatabaseConnection,
     people: &HashSet<Uuid>,
@@ -356,10 +357,18 @@ async fn family_facts(
         .filter(family_member::Column::UserId.is_in(people.iter().copied()))
         .all(db)
         .await?;
-    if members.is_empty() {
+    let households = family_household::Entity::find()
+        .filter(family_household::Column::UserId.is_in(people.iter().copied()))
+        .all(db)
+        .await?;
+    if members.is_empty() && households.is_empty() {
         return Ok(HashMap::new());
     }
-    let ids: HashSet<Uuid> = members.iter().map(|m| m.family_id).collect();
+    let ids: HashSet<Uuid> = members
+        .iter()
+        .map(|m| m.family_id)
+        .chain(households.iter().map(|h| h.family_id))
+        .collect();
     let families: HashMap<Uuid, family::Model> = family::Entity::find()
         .filter(family::Column::Id.is_in(ids.iter().copied()))
         .all(db)
@@ -368,30 +377,43 @@ async fn family_facts(
         .map(|f| (f.id, f))
         .collect();
     let mut lost: HashMap<Uuid, Vec<family_member::Model>> = HashMap::new();
-    for d in family_member::Entity::find()
+    // A household is reached on its contact's own number when there is one.
+    let mut contact_phone: HashMap<Uuid, String> = HashMap::new();
+    for m in family_member::Entity::find()
         .filter(family_member::Column::FamilyId.is_in(ids.iter().copied()))
-        .filter(family_member::Column::Deceased.eq(true))
+        .order_by_desc(family_member::Column::PrimaryContact)
+        .order_by_asc(family_member::Column::CreatedAt)
         .all(db)
         .await?
     {
-        lost.entry(d.family_id).or_default().push(d);
+        if m.deceased {
+            lost.entry(m.family_id).or_default().push(m);
+        } else if let Some(phone) = m.phone {
+            contact_phone.entry(m.family_id).or_insert(phone);
+        }
     }
-    Ok(members
-        .into_iter()
-        .filter_map(|m| {
-            let family = families.get(&m.family_id)?.clone();
-            let losses =
-                timing::Loss::of_members(lost.get(&m.family_id).map(Vec::as_slice).unwrap_or(&[]));
-            Some((
-                m.user_id?,
-                FamilyFacts {
-                    family,
-                    member_phone: m.phone,
-                    losses,
-                },
-            ))
+    let facts = |family_id: Uuid, member_phone: Option<String>| {
+        let family = families.get(&family_id)?.clone();
+        let losses =
+            timing::Loss::of_members(lost.get(&family_id).map(Vec::as_slice).unwrap_or(&[]));
+        Some(FamilyFacts {
+            family,
+            member_phone,
+            losses,
         })
-        .collect())
+    };
+    let mut out = HashMap::new();
+    for m in members {
+        if let (Some(user), Some(f)) = (m.user_id, facts(m.family_id, m.phone)) {
+            out.insert(user, f);
+        }
+    }
+    for h in households {
+        if let Some(f) = facts(h.family_id, contact_phone.get(&h.family_id).cloned()) {
+            out.insert(h.user_id, f);
+        }
+    }
+    Ok(out)
 }
 
 /// Why a message is no longer worth sending at `now`, if it is not.

@@ -8,13 +8,15 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Days, Duration, Utc};
 use chrono_tz::Tz;
 use entity::{
-    Role, VolunteerStatus, app_user, family, family_member, help_request, notification, region,
-    role_grant, task_claim, team, visit_task, visit_task::status, volunteer, wish, wish_answer,
+    Role, VolunteerStatus, app_user, family, family_household, family_member, help_request,
+    notification, region, role_grant, task_claim, team, visit_task, visit_task::status, volunteer,
+    wish, wish_answer,
 };
 use sea_orm::{
+    ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 use serde::Serialize;
@@ -124,7 +126,9 @@ async fn drop_pending(
 // ---------------------------------------------------------------------------------------
 // Who hears
 
-/// The accounts of a family's living members who use the app.
+/// Who hears about a family: the accounts of its living members who use the app, or, for
+/// a family none of whom does, its household account (made on first need), so that the
+/// message still reaches it by SMS or its cadre's call and waits in an inbox.
 pub async fn family_accounts(db: &impl ConnectionTrait, family: Uuid) -> Result<Vec<Uuid>, DbErr> {
     let mut ids: Vec<Uuid> = family_member::Entity::find()
         .select_only()
@@ -140,7 +144,70 @@ pub async fn family_accounts(db: &impl ConnectionTrait, family: Uuid) -> Result<
         .collect();
     ids.sort();
     ids.dedup();
+    if ids.is_empty() {
+        ids.extend(household_account(db, family).await?);
+    }
     Ok(ids)
+}
+
+/// The family's household account, made now if it has none (None: no such family). Two
+/// producers making it at once keep the first one made.
+async fn household_account(db: &impl ConnectionTrait, family: Uuid) -> Result<Option<Uuid>, DbErr> {
+    let existing = || async {
+        family_household::Entity::find_by_id(family)
+            .one(db)
+            .await
+            .map(|h| h.map(|h| h.user_id))
+    };
+    if let Some(user) = existing().await? {
+        return Ok(Some(user));
+    }
+    let Some(head) = family::Entity::find_by_id(family).one(db).await? else {
+        return Ok(None);
+    };
+    let contact: Option<String> = family_member::Entity::find()
+        .select_only()
+        .column(family_member::Column::Name)
+        .filter(family_member::Column::FamilyId.eq(family))
+        .filter(family_member::Column::Deceased.eq(false))
+        .order_by_desc(family_member::Column::PrimaryContact)
+        .order_by_asc(family_member::Column::CreatedAt)
+        .into_tuple()
+        .one(db)
+        .await?;
+    let now = Utc::now();
+    let user = Uuid::now_v7();
+    // No phone and no WeChat: nobody logs in as the household; its number stays the
+    // family's (and its members'), where the SMS adapter reads it.
+    app_user::ActiveModel {
+        id: Set(user),
+        name: Set(contact.unwrap_or(head.head_name)),
+        phone: Set(None),
+        openid: Set(None),
+        unionid: Set(None),
+        status: Set(entity::UserStatus::Active),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    let made = family_household::Entity::insert(family_household::ActiveModel {
+        family_id: Set(family),
+        user_id: Set(user),
+        created_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(family_household::Column::FamilyId)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    if made == 0 {
+        app_user::Entity::delete_by_id(user).exec(db).await?;
+        return existing().await;
+    }
+    Ok(Some(user))
 }
 
 /// Every coordinator and the region path their grant covers.

@@ -175,6 +175,12 @@ fn cases() -> Vec<Case> {
         },
         Case {
             method: "GET",
+            spec_path: "/volunteers/areas",
+            rule: Public,
+            call: |_, _| ("/api/volunteers/areas".into(), None),
+        },
+        Case {
+            method: "GET",
             spec_path: "/auth/me",
             rule: LoggedIn,
             call: |_, _| ("/api/auth/me".into(), None),

@@ -790,3 +790,85 @@ async fn dead_letters_are_listed_within_the_coordinators_region_and_can_be_sent_
         .ok();
     assert_eq!(list["total"], 0);
 }
+
+/// A family in 杨柳村 at a place near the volunteers, none of whose members uses the app;
+/// the mother has a phone.
+async fn family_without_the_app(app: &TestApp, consent_sms: bool, phone: &str) -> Uuid {
+    let db = &app.state.db;
+    let family = app
+        .family_at(
+            "杨柳村",
+            FamilyCategory::Bereaved,
+            "钱秀英",
+            Some((31.301, 116.601)),
+        )
+        .await;
+    let mut f = family::Entity::find_by_id(family)
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_active_model();
+    f.consent_sms = Set(consent_sms);
+    f.update(db).await.unwrap();
+    add_member(app, family, MemberRelation::Mother, None, Some(phone), None).await;
+    family
+}
+
+#[tokio::test]
+async fn a_family_nobody_of_which_uses_the_app_hears_who_is_coming_by_sms_or_from_its_cadre() {
+    let app = spawn_app_with(plain()).await;
+    let by_sms = family_without_the_app(&app, true, "13911110031").await;
+    let by_call = family_without_the_app(&app, false, "13911110032").await;
+    let cadre = pair(&app, by_call).await;
+    let volunteer = app
+        .volunteer(tests::visits::VolunteerSpec::at(31.30, 116.60))
+        .await;
+    let mut visits = Vec::new();
+    for (day, family) in [(3, by_sms), (4, by_call)] {
+        let visit = app
+            .visit(VisitSpec::new(family, Utc::now() + Duration::days(day), 24))
+            .await;
+        app.post(
+            &format!("/api/visits/{visit}/claims"),
+            Some(&volunteer.token),
+            json!({}),
+        )
+        .await
+        .ok();
+        visits.push(visit);
+    }
+
+    let stats = dispatch_at(&app, Utc::now()).await;
+    // The volunteer's two confirmations, and one "who is coming" for each family.
+    assert_eq!((stats.sms, stats.call), (1, 1), "{stats:?}");
+    let sent = app.wechat.sms_outbox();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].phone, "13911110031");
+    let call = visit_task::Entity::find()
+        .filter(visit_task::Column::FamilyId.eq(by_call))
+        .filter(visit_task::Column::Kind.eq("message_call"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("the cadre's call");
+    assert_eq!(call.assigned_cadre_id, Some(cadre));
+
+    // One household account for each family.
+    let households: u64 = entity::family_household::Entity::find()
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(households, 2);
+
+    // The family answers the SMS with "2": it does not need the visit, as the app's
+    // button says it.
+    reply(&app, "13911110031", "2").await.ok();
+    let asked = visit_request::Entity::find()
+        .filter(visit_request::Column::TaskId.eq(visits[0]))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("a decline");
+    assert_eq!(asked.kind, visit_request::DECLINE);
+}
