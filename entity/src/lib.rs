@@ -10,6 +10,8 @@ pub mod event;
 pub mod event_signup;
 pub mod family;
 pub mod family_member;
+pub mod gift;
+pub mod gift_budget;
 pub mod help_request;
 pub mod invite_code;
 pub mod job_lease;

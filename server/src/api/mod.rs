@@ -35,6 +35,7 @@ pub mod staff;
 pub mod teams;
 pub mod visits;
 pub mod volunteers;
+pub mod workload;
 
 pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
     OpenApiService::new(
@@ -54,7 +55,11 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
             inbox::Api(state.clone()),
             notifications::Api(state.clone()),
             sms::Api(state.clone()),
-            staff::Api(state),
+            (
+                staff::Api(state.clone()),
+                // Seeing the work: workload, coverage, filed reports, gifts, health.
+                workload::Api(state),
+            ),
         ),
         "暖心 nuanxin",
         env!("CARGO_PKG_VERSION"),

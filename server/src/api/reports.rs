@@ -956,6 +956,7 @@ impl Api {
                 goods: Set(String::new()),
                 bp_systolic: Set(None),
                 bp_diastolic: Set(None),
+                bp_member_id: Set(None),
                 mood: Set(None),
                 risk_signs: Set(StringList::default()),
                 needs: Set(StringList::default()),

@@ -21,3 +21,4 @@ mod staff;
 mod visits;
 mod volunteers;
 mod wechat;
+mod workload;
