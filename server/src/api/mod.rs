@@ -21,6 +21,7 @@ use crate::{
 pub mod auth;
 pub mod calendar_feed;
 pub mod care_rules;
+pub mod coverage;
 pub mod families;
 pub mod health;
 pub mod inbox;
@@ -58,7 +59,8 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
             (
                 staff::Api(state.clone()),
                 // Seeing the work: workload, coverage, filed reports, gifts, health.
-                workload::Api(state),
+                workload::Api(state.clone()),
+                coverage::Api(state),
             ),
         ),
         "暖心 nuanxin",

@@ -6,6 +6,7 @@ mod auth;
 mod calendar_feed;
 mod care_rules;
 mod claim_storm;
+mod coverage;
 mod delivery;
 mod families;
 mod health;
