@@ -147,7 +147,7 @@ pub struct LapsedVisit {
 
 /// The region a view is about: the one asked for (in scope), else the coordinator's own;
 /// None for an administrator asking for no region (every top-level region).
-async fn focus(
+pub(crate) async fn focus(
     db: &DatabaseConnection,
     ctx: &Ctx,
     region: Option<Uuid>,

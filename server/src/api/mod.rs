@@ -23,6 +23,7 @@ pub mod calendar_feed;
 pub mod care_rules;
 pub mod coverage;
 pub mod families;
+pub mod filings;
 pub mod health;
 pub mod inbox;
 pub mod notifications;
@@ -60,7 +61,8 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
                 staff::Api(state.clone()),
                 // Seeing the work: workload, coverage, filed reports, gifts, health.
                 workload::Api(state.clone()),
-                coverage::Api(state),
+                coverage::Api(state.clone()),
+                filings::Api(state),
             ),
         ),
         "暖心 nuanxin",

@@ -9,6 +9,7 @@ mod claim_storm;
 mod coverage;
 mod delivery;
 mod families;
+mod filings;
 mod health;
 mod jobs;
 mod notify;
