@@ -25,6 +25,7 @@ pub mod coverage;
 pub mod families;
 pub mod filings;
 pub mod health;
+pub mod health_readings;
 pub mod inbox;
 pub mod notifications;
 pub mod pairings;
@@ -62,7 +63,8 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
                 // Seeing the work: workload, coverage, filed reports, gifts, health.
                 workload::Api(state.clone()),
                 coverage::Api(state.clone()),
-                filings::Api(state),
+                filings::Api(state.clone()),
+                health_readings::Api(state),
             ),
         ),
         "暖心 nuanxin",

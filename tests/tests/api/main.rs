@@ -11,6 +11,7 @@ mod delivery;
 mod families;
 mod filings;
 mod health;
+mod health_readings;
 mod jobs;
 mod notify;
 mod planning;
