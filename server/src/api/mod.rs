@@ -24,6 +24,7 @@ pub mod care_rules;
 pub mod coverage;
 pub mod families;
 pub mod filings;
+pub mod gifts;
 pub mod health;
 pub mod health_readings;
 pub mod inbox;
@@ -64,7 +65,8 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
                 workload::Api(state.clone()),
                 coverage::Api(state.clone()),
                 filings::Api(state.clone()),
-                health_readings::Api(state),
+                health_readings::Api(state.clone()),
+                gifts::Api(state),
             ),
         ),
         "暖心 nuanxin",

@@ -10,6 +10,7 @@ mod coverage;
 mod delivery;
 mod families;
 mod filings;
+mod gifts;
 mod health;
 mod health_readings;
 mod jobs;
