@@ -11,6 +11,8 @@ pub mod event_signup;
 pub mod family;
 pub mod family_household;
 pub mod family_member;
+pub mod gift;
+pub mod gift_budget;
 pub mod help_request;
 pub mod invite_code;
 pub mod job_lease;

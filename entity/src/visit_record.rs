@@ -22,6 +22,8 @@ pub struct Model {
     pub goods: String,
     pub bp_systolic: Option<i32>,
     pub bp_diastolic: Option<i32>,
+    /// Whose blood pressure it is (a member of the visited family), when the report says.
+    pub bp_member_id: Option<Uuid>,
     pub mood: Option<String>,
     #[sea_orm(column_type = "Json")]
     pub risk_signs: StringList,

@@ -47,6 +47,7 @@ impl AppState {
         });
         config.notify.check()?;
         config.reminders.check()?;
+        config.health.check()?;
         if !config.wechat.appid.is_empty() && config.notify.templates.is_empty() {
             tracing::warn!(
                 "no notify.templates configured: notifications reach people through the inbox only"

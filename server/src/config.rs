@@ -46,6 +46,10 @@ pub struct Config {
     pub visits: VisitsConfig,
     /// When reminders go out and coordinators are told (`[reminders]`).
     pub reminders: crate::notify::remind::RemindersConfig,
+    /// Blood-pressure readings that call for a health follow-up (`[health]`).
+    pub health: crate::oversight::HealthConfig,
+    /// The 慰问金 ledger (`[gifts]`).
+    pub gifts: crate::oversight::GiftsConfig,
 }
 
 /// How volunteers take and do visits.
@@ -132,6 +136,8 @@ impl Default for Config {
             care: Default::default(),
             visits: Default::default(),
             reminders: Default::default(),
+            health: Default::default(),
+            gifts: Default::default(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod list_cache;
 pub mod metrics;
 pub mod notify;
+pub mod oversight;
 pub mod report;
 pub mod visits;
 pub mod wechat;

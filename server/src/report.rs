@@ -197,6 +197,9 @@ pub struct ReportInput {
     /// Blood pressure, mmHg: systolic 70–250 and diastolic 40–150, both or neither.
     pub bp_systolic: Option<i32>,
     pub bp_diastolic: Option<i32>,
+    /// Whose blood pressure it is: a member of the visited family (for readings over
+    /// time per person). Only with a blood pressure.
+    pub bp_member_id: Option<Uuid>,
     pub mood: Option<Mood>,
     #[oai(default)]
     #[serde(default)]
@@ -212,6 +215,12 @@ pub struct ReportInput {
 
 impl Validate for ReportInput {
     fn validate(&self) -> ApiResult<()> {
+        if self.bp_member_id.is_some() && self.bp_systolic.is_none() {
+            return Err(ApiError::field(
+                "bp_member_id",
+                "填写血压时才需注明是哪位家庭成员",
+            ));
+        }
         self.fields().map(|_| ())
     }
 }
@@ -733,6 +742,7 @@ pub fn kind_label(kind: &str) -> &'static str {
         "festival" => "节日慰问",
         "child_birthday" | "death_anniversary" | "qingming" => "关怀走访",
         FOLLOWUP_KIND => "心理回访",
+        crate::oversight::HEALTH_FOLLOWUP_KIND => "健康随访",
         _ => "走访",
     }
 }

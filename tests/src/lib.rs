@@ -16,6 +16,7 @@ use server::{
 pub use reqwest;
 pub use serde_json;
 
+pub mod oversight;
 pub mod visits;
 
 pub struct TestApp {

@@ -21,8 +21,12 @@ use crate::{
 pub mod auth;
 pub mod calendar_feed;
 pub mod care_rules;
+pub mod coverage;
 pub mod families;
+pub mod filings;
+pub mod gifts;
 pub mod health;
+pub mod health_readings;
 pub mod inbox;
 pub mod notifications;
 pub mod pairings;
@@ -35,6 +39,7 @@ pub mod staff;
 pub mod teams;
 pub mod visits;
 pub mod volunteers;
+pub mod workload;
 
 pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
     OpenApiService::new(
@@ -54,7 +59,15 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
             inbox::Api(state.clone()),
             notifications::Api(state.clone()),
             sms::Api(state.clone()),
-            staff::Api(state),
+            (
+                staff::Api(state.clone()),
+                // Seeing the work: workload, coverage, filed reports, gifts, health.
+                workload::Api(state.clone()),
+                coverage::Api(state.clone()),
+                filings::Api(state.clone()),
+                health_readings::Api(state.clone()),
+                gifts::Api(state),
+            ),
         ),
         "暖心 nuanxin",
         env!("CARGO_PKG_VERSION"),

@@ -46,7 +46,7 @@ use crate::{
     auth::{Auth, Ctx, Manager, Scope},
     error::{ApiError, ApiResult},
     input::{Input, Validate, opt_text, range, text},
-    notify,
+    notify, oversight,
     report::{self, ReportChange, ReportFields, ReportInput},
     visits,
 };
@@ -176,6 +176,10 @@ pub struct VisitReport {
     pub comment: Option<String>,
     /// The counsellor's follow-up visit the report's risk signs created.
     pub followup_visit_id: Option<Uuid>,
+    /// Whose blood pressure it is (a member of the family).
+    pub bp_member_id: Option<Uuid>,
+    /// The health worker's follow-up a blood pressure beyond the thresholds created.
+    pub health_followup_visit_id: Option<Uuid>,
     /// Wishes put on the wish wall from the needs found (this request).
     pub wishes_created: u32,
 }
@@ -210,6 +214,8 @@ impl VisitReport {
             rating: r.rating,
             comment: r.comment,
             followup_visit_id: None,
+            bp_member_id: r.bp_member_id,
+            health_followup_visit_id: None,
             wishes_created: 0,
         }
     }
@@ -651,23 +657,60 @@ async fn record_of(db: &impl ConnectionTrait, task: Uuid) -> ApiResult<visit_rec
         .ok_or(ApiError::NotFound("走访记录"))
 }
 
-/// A counsellor's follow-up of a visit that found low mood for weeks or thoughts of
-/// suicide: a new visit in the next seven days, flagged for coordinators. Its key makes it
-/// one per visit however often this runs. Returns its id.
+/// A follow-up a report calls for: a new visit in the next seven days, flagged for
+/// coordinators with why.
+struct Followup {
+    key: String,
+    kind: &'static str,
+    skill: entity::Skill,
+    label: &'static str,
+    reason: String,
+    /// Spoken of as a plain 关怀走访 to the family.
+    gentle: bool,
+}
+
+impl Followup {
+    /// A counsellor's, for low mood for weeks or thoughts of suicide.
+    fn counsellor(task: &visit_task::Model, signs: &[String]) -> Self {
+        Self {
+            key: report::followup_key(task.family_id, task.id),
+            kind: report::FOLLOWUP_KIND,
+            skill: entity::Skill::Counselling,
+            label: "心理回访",
+            reason: report::followup_reason(signs),
+            gentle: true,
+        }
+    }
+
+    /// A health worker's, for a blood pressure beyond the thresholds (`[health]`).
+    fn health(task: &visit_task::Model, reason: String) -> Self {
+        Self {
+            key: oversight::health_followup_key(task.family_id, task.id),
+            kind: oversight::HEALTH_FOLLOWUP_KIND,
+            skill: entity::Skill::Health,
+            label: "健康随访",
+            reason,
+            gentle: false,
+        }
+    }
+}
+
+/// The follow-up visit, flagged for coordinators. Its key makes it one per visit however
+/// often this runs. Returns its id.
 async fn create_followup(
     txn: &DatabaseTransaction,
     task: &visit_task::Model,
-    signs: &[String],
+    f: Followup,
     now: DateTime<Utc>,
     tz: chrono_tz::Tz,
 ) -> ApiResult<Uuid> {
-    let key = report::followup_key(task.family_id, task.id);
+    let key = f.key;
     let list = |v: &[&str]| StringList(v.iter().map(|s| s.to_string()).collect());
     let row = visit_task::ActiveModel {
         id: Set(Uuid::now_v7()),
         family_id: Set(task.family_id),
         rule_id: Set(None),
-        kind: Set(report::FOLLOWUP_KIND.into()),
+        kind: Set(f.kind.into()),
         channel: Set("home_visit".into()),
         unique_key: Set(key.clone()),
         window_start: Set(now),
@@ -675,18 +718,18 @@ async fn create_followup(
         status: Set(status::OPEN.into()),
         volunteers_needed: Set(1),
         claims_count: Set(0),
-        required_skills: Set(list(&[entity::Skill::Counselling.code()])),
+        required_skills: Set(list(&[f.skill.code()])),
         assigned_cadre_id: Set(None),
         planned_date: Set(Some(now.with_timezone(&tz).date_naive())),
-        kinds: Set(Some(list(&[report::FOLLOWUP_KIND]))),
-        reasons: Set(Some(list(&["心理回访"]))),
+        kinds: Set(Some(list(&[f.kind]))),
+        reasons: Set(Some(list(&[f.label]))),
         components: Set(Some(StringList(vec![key.clone()]))),
-        gentle: Set(true),
+        gentle: Set(f.gentle),
         first_visit: Set(false),
         assign_to_cadre: Set(false),
         preferred_time: Set(None),
         visitor_gender: Set(None),
-        status_reason: Set(Some(report::followup_reason(signs))),
+        status_reason: Set(Some(f.reason)),
         needs_attention: Set(true),
         created_at: Set(now),
         updated_at: Set(now),
@@ -708,6 +751,39 @@ async fn create_followup(
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("follow-up visit missing")))?;
     Ok(id)
+}
+
+/// A blood pressure beyond the thresholds (`[health]`) calls for a health worker's
+/// follow-up, flagged for coordinators, who are told as of risk signs (never the values:
+/// the message may show on a locked screen). Returns the follow-up's id.
+async fn health_followup(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    task: &visit_task::Model,
+    bp: (Option<i32>, Option<i32>),
+    now: DateTime<Utc>,
+) -> ApiResult<Option<Uuid>> {
+    let (Some(sys), Some(dia)) = bp else {
+        return Ok(None);
+    };
+    let Some(reason) = oversight::bp_followup_reason(sys, dia, &state.config.health) else {
+        return Ok(None);
+    };
+    let id = create_followup(txn, task, Followup::health(task, reason), now, state.tz).await?;
+    let date = task.window_start.with_timezone(&state.tz).date_naive();
+    let msgs = notify::produce::coordinators_of(txn, task.family_id)
+        .await?
+        .into_iter()
+        .map(|to| notify::produce::Msg {
+            to,
+            template: notify::remind::RISK_SIGNS,
+            payload: json!({"task_id": task.id, "date": date.to_string(), "followup_id": id}),
+            key: notify::remind::key(notify::remind::RISK_SIGNS, task.id, to, "bp"),
+            at: now,
+        })
+        .collect();
+    notify::produce::queue(txn, msgs, now).await?;
+    Ok(Some(id))
 }
 
 /// Each need found becomes an open wish on the wall, for coordinators to answer.
@@ -964,6 +1040,7 @@ impl Api {
                 goods: Set(String::new()),
                 bp_systolic: Set(None),
                 bp_diastolic: Set(None),
+                bp_member_id: Set(None),
                 mood: Set(None),
                 risk_signs: Set(StringList::default()),
                 needs: Set(StringList::default()),
@@ -1021,10 +1098,21 @@ impl Api {
         ctx: &Ctx,
         id: Uuid,
         fields: ReportFields,
+        bp_member: Option<Uuid>,
     ) -> ApiResult<VisitReport> {
         let now = Utc::now();
         let task = held_visit(txn, ctx, id).await?;
         report::may_report(&task.status)?;
+        if let Some(m) = bp_member {
+            let of_family = family_member::Entity::find_by_id(m)
+                .filter(family_member::Column::FamilyId.eq(task.family_id))
+                .one(txn)
+                .await?
+                .is_some();
+            if !of_family {
+                return Err(ApiError::field("bp_member_id", "不是该家庭的成员"));
+            }
+        }
         if own_checkin(txn, task.id, ctx.user_id).await?.is_none() {
             return Err(ApiError::state(
                 "not_checked_in",
@@ -1041,6 +1129,7 @@ impl Api {
         row.goods = Set(fields.goods.clone());
         row.bp_systolic = Set(fields.bp_systolic);
         row.bp_diastolic = Set(fields.bp_diastolic);
+        row.bp_member_id = Set(bp_member);
         row.mood = Set(fields.mood.clone());
         row.risk_signs = Set(StringList(fields.risk_signs.clone()));
         row.needs = Set(StringList(fields.needs.clone()));
@@ -1048,15 +1137,33 @@ impl Api {
         row.submitted_at = Set(Some(now));
         let record = row.update(txn).await?;
         let followup = if report::needs_followup(&fields.risk_signs) {
-            Some(create_followup(txn, &task, &fields.risk_signs, now, self.0.tz).await?)
+            Some(
+                create_followup(
+                    txn,
+                    &task,
+                    Followup::counsellor(&task, &fields.risk_signs),
+                    now,
+                    self.0.tz,
+                )
+                .await?,
+            )
         } else {
             None
         };
+        let health = health_followup(
+            &self.0,
+            txn,
+            &task,
+            (fields.bp_systolic, fields.bp_diastolic),
+            now,
+        )
+        .await?;
         let wishes = create_wishes(txn, task.family_id, ctx.user_id, &fields.needs, now).await?;
         // The family can confirm now; risk signs reach the coordinators.
         notify::produce::reported(txn, self.0.tz, &task, &fields.risk_signs, now).await?;
         let mut view = VisitReport::of(status::REPORTED, record);
         view.followup_visit_id = followup;
+        view.health_followup_visit_id = health;
         view.wishes_created = wishes;
         Ok(view)
     }
@@ -1099,7 +1206,16 @@ impl Api {
         let followup = if report::needs_followup(&after.risk_signs)
             && !report::needs_followup(&before.risk_signs)
         {
-            Some(create_followup(txn, &task, &after.risk_signs, now, self.0.tz).await?)
+            Some(
+                create_followup(
+                    txn,
+                    &task,
+                    Followup::counsellor(&task, &after.risk_signs),
+                    now,
+                    self.0.tz,
+                )
+                .await?,
+            )
         } else {
             None
         };
@@ -1110,6 +1226,22 @@ impl Api {
             .cloned()
             .collect();
         let wishes = create_wishes(txn, task.family_id, ctx.user_id, &new_needs, now).await?;
+        // A corrected blood pressure beyond the thresholds calls the health worker (once
+        // per visit).
+        let health = if (after.bp_systolic, after.bp_diastolic)
+            != (before.bp_systolic, before.bp_diastolic)
+        {
+            health_followup(
+                &self.0,
+                txn,
+                &task,
+                (after.bp_systolic, after.bp_diastolic),
+                now,
+            )
+            .await?
+        } else {
+            None
+        };
         if after
             .risk_signs
             .iter()
@@ -1131,6 +1263,7 @@ impl Api {
         .await?;
         let mut view = VisitReport::of(&task.status, record);
         view.followup_visit_id = followup;
+        view.health_followup_visit_id = health;
         view.wishes_created = wishes;
         Ok(view)
     }
@@ -1510,7 +1643,9 @@ impl Api {
     ) -> ApiResult<Json<VisitReport>> {
         let fields = body.0.fields()?;
         let txn = begin(&self.0.db).await?;
-        let out = self.report_step(&txn, &auth.0, id.0, fields).await;
+        let out = self
+            .report_step(&txn, &auth.0, id.0, fields, body.0.bp_member_id)
+            .await;
         let report = finish(txn, out).await?;
         // A family's first visit done changes its plan (a bereaved family's first visit
         // needs two volunteers; the later ones one).

@@ -63,6 +63,9 @@ struct Ids {
     message: [String; 2],
     /// A dead letter of a volunteer in 东城县 ("own") and one in 西山县.
     dead: [String; 2],
+    /// A 慰问金 budget of each township, and a gift out of it to the side's family.
+    budget: [String; 2],
+    gift: [String; 2],
 }
 
 impl Ids {
@@ -784,6 +787,202 @@ fn cases() -> Vec<Case> {
             rule: LoggedIn,
             call: |_, _| ("/api/me/visits".into(), None),
         },
+        // Seeing the work: workload, coverage, filed reports, health readings, gifts.
+        Case {
+            method: "GET",
+            spec_path: "/workload",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/workload?region_id={}", i.pick(&i.township, s)),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/workload/teams",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/workload/teams?region_id={}", i.pick(&i.township, s)),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/workload/unclaimed-villages",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!(
+                        "/api/workload/unclaimed-villages?region_id={}",
+                        i.pick(&i.township, s)
+                    ),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/coverage",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/coverage?region_id={}", i.pick(&i.township, s)),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/coverage/not-visited",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!(
+                        "/api/coverage/not-visited?region_id={}",
+                        i.pick(&i.township, s)
+                    ),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/coverage/lapses",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!(
+                        "/api/coverage/lapses?kind=missed&region_id={}",
+                        i.pick(&i.township, s)
+                    ),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/filings",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/filings?region_id={}", i.pick(&i.township, s)),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/filings/xlsx",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/filings/xlsx?region_id={}", i.pick(&i.township, s)),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/filings/csv",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/filings/csv?region_id={}", i.pick(&i.township, s)),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/families/{id}/health-readings",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/families/{}/health-readings", i.pick(&i.family, s)),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/gift-budgets",
+            rule: m422,
+            call: |i, s| {
+                (
+                    "/api/gift-budgets".into(),
+                    Some(
+                        json!({"region_id": i.pick(&i.township, s), "programme": "两节慰问",
+                                "festival": "矩阵中秋", "budget_yuan": 1000}),
+                    ),
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/gift-budgets",
+            rule: Manager { other: 0 },
+            call: |_, _| ("/api/gift-budgets".into(), None),
+        },
+        Case {
+            method: "GET",
+            spec_path: "/gift-budgets/{id}/gifts",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/gift-budgets/{}/gifts", i.pick(&i.budget, s)),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/gift-budgets/{id}/reconciliation",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/gift-budgets/{}/reconciliation", i.pick(&i.budget, s)),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/gifts",
+            rule: m404,
+            call: |i, s| {
+                (
+                    "/api/gifts".into(),
+                    Some(json!({"budget_id": i.pick(&i.budget, s),
+                                "family_id": i.pick(&i.family, s), "amount_yuan": 1})),
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/gifts/{id}/approve",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/gifts/{}/approve", i.pick(&i.gift, s)),
+                    Some(json!({})),
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/gifts/{id}/cancel",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/gifts/{}/cancel", i.pick(&i.gift, s)),
+                    Some(json!({"reason": "矩阵"})),
+                )
+            },
+        },
     ]
 }
 
@@ -1056,11 +1255,43 @@ async fn ids(app: &TestApp) -> Ids {
         .await;
     }
     let (open_visit, release) = visit_rows(app, &village).await;
+    let admin = app.token_for(people::ADMIN).await;
+    let (mut budget, mut gift) = (
+        [String::new(), String::new()],
+        [String::new(), String::new()],
+    );
+    for k in 0..2 {
+        budget[k] = app
+            .post(
+                "/api/gift-budgets",
+                Some(&admin),
+                json!({"region_id": township[k], "programme": "两节慰问",
+                       "festival": "矩阵春节", "budget_yuan": 10000}),
+            )
+            .await
+            .ok()["id"]
+            .as_str()
+            .unwrap()
+            .into();
+        gift[k] = app
+            .post(
+                "/api/gifts",
+                Some(&admin),
+                json!({"budget_id": budget[k], "family_id": family[k], "amount_yuan": 100}),
+            )
+            .await
+            .ok()["id"]
+            .as_str()
+            .unwrap()
+            .into();
+    }
     let volunteer = [
         volunteer_in(app, "东城县", entity::VolunteerStatus::Approved).await,
         volunteer_in(app, "西山县", entity::VolunteerStatus::Approved).await,
     ];
     Ids {
+        budget,
+        gift,
         dead: dead_letters(app, &volunteer).await,
         message: messages(app).await,
         held_visit: held_visits(app, &family).await,

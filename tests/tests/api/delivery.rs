@@ -397,6 +397,7 @@ async fn reported_visit(app: &TestApp, family: Uuid) -> Uuid {
         goods: Set(String::new()),
         bp_systolic: Set(None),
         bp_diastolic: Set(None),
+        bp_member_id: Set(None),
         mood: Set(None),
         risk_signs: Set(Default::default()),
         needs: Set(Default::default()),
