@@ -14,6 +14,7 @@ const SHOTS = new URL('./artifacts/', import.meta.url).pathname;
 const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, locale: 'zh-CN' };
 const VOLUNTEER = '13900000000';
 const COORDINATOR = '13800000011'; // 东城县, where the volunteer lives
+const CITY = '13800000001';
 
 let sys, browser, fx;
 
@@ -119,7 +120,44 @@ test('a claim that loses the race says so plainly', async () => {
   await page.context().close();
 });
 
+/** The city's coordinator, at a desk. */
+async function coordinatorPage() {
+  const page = await (await browser.newContext({ viewport: { width: 1024, height: 900 }, locale: 'zh-CN' })).newPage();
+  page.on('pageerror', (e) => assert.fail('script error on the coordinator page: ' + e.message));
+  await page.goto(sys.base + '/app/');
+  await page.selectOption('#demo-user', CITY);
+  await page.getByRole('button', { name: '以演示身份登录' }).click();
+  await page.getByRole('heading', { name: '志愿者工作量' }).waitFor();
+  return page;
+}
+
+/** The volunteer's visits this week on the workload board ("3 / 4"), paging to them. */
+async function loadOnBoard(page, volunteerId) {
+  await page.goto(sys.base + '/app/#/c/workload');
+  await page.locator('#workload .load').first().waitFor();
+  const row = page.locator(`[data-volunteer="${volunteerId}"]`);
+  for (let i = 0; i < 10 && !(await row.count()); i++) {
+    await page.getByRole('button', { name: '下一页' }).click();
+    await page.waitForTimeout(300);
+  }
+  return Number((await row.locator('.load-figure').innerText()).split('/')[0].trim());
+}
+
+/** Families of the city visited this month, from the coverage page's total line. */
+async function visitedThisMonth(page) {
+  await page.goto(sys.base + '/app/#/c/coverage');
+  const total = page.locator('#coverage tr', { hasText: '合计' });
+  await total.waitFor();
+  return Number((await total.locator('td').nth(3).innerText()).split('（')[0]);
+}
+
 test('a volunteer finds a visit, claims it, checks in, checks out and reports; the family confirms and rates it', async () => {
+  const desk = await coordinatorPage();
+  const volunteer = (await api(sys.base, 'GET', '/api/volunteers?q=' + encodeURIComponent(
+    (await api(sys.base, 'GET', '/api/auth/me', await devToken(sys.base, VOLUNTEER))).name), await devToken(sys.base, CITY))).items[0];
+  const loadBefore = await loadOnBoard(desk, volunteer.id);
+  const visitedBefore = await visitedThisMonth(desk);
+
   const page = await volunteerPage();
   await loginAsDemo(page, VOLUNTEER, '01-login');
 
@@ -206,6 +244,18 @@ test('a volunteer finds a visit, claims it, checks in, checks out and reports; t
   await family.locator(`#confirm-${fx.now}`).click();
   await family.getByText('已确认这次走访').waitFor();
   await shot(family, '14-family-confirmed');
+
+  // The coordinator sees the volunteer's load grow by the visit, and the family counted
+  // among those visited this month.
+  assert.equal(await loadOnBoard(desk, volunteer.id), loadBefore + 1);
+  await shot(desk, '20-coordinator-workload');
+  assert.equal(await visitedThisMonth(desk), visitedBefore + 1);
+  await shot(desk, '21-coordinator-coverage');
+  await desk.goto(sys.base + '/app/#/c/reports');
+  await desk.locator('#filing table').waitFor();
+  const [file] = await Promise.all([desk.waitForEvent('download'), desk.locator('#download-xlsx').click()]);
+  assert.match(file.suggestedFilename(), /\.xlsx$/);
+  await shot(desk, '22-coordinator-reports');
 
   // The volunteer sees the visit done and the hours page.
   await page.goto(sys.base + '/app/#/v/mine');

@@ -50,6 +50,21 @@ async function waitReady(url, child, seconds) {
   throw new Error(`${url} did not answer within ${seconds} s`);
 }
 
+/**
+ * The jobs catch up at start (a fresh database has no nightly plan yet): wait for that
+ * plan run, so that it does not re-plan a test's family under its feet.
+ */
+async function jobsSettled(db, child, seconds) {
+  for (let i = 0; i < seconds * 4; i++) {
+    if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}); see its log`);
+    const [done, running] = sql(db, "SELECT (SELECT count(*) FROM job_run WHERE job = 'plan' AND status = 'done'), " +
+      "(SELECT count(*) FROM job_run WHERE status = 'running')").split('|').map(Number);
+    if (done > 0 && running === 0) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`the jobs' start-up runs did not finish within ${seconds} s`);
+}
+
 export async function start() {
   const bin = binaries();
   const dir = mkdtempSync(join(tmpdir(), 'nuanxin-browser-'));
@@ -89,6 +104,7 @@ export async function start() {
   try {
     await waitReady(`http://127.0.0.1:${fakePort}/__fake/stats`, fake, 20);
     await waitReady(`${base}/readyz`, server, 120);
+    await jobsSettled(join(dir, 'nuanxin.db'), server, 120);
   } catch (e) {
     process.env.KEEP_TEMP = '1';
     stop();

@@ -43,3 +43,23 @@ export function deviceOpenid() {
   }
   return id;
 }
+
+/** Downloads an export (an XLSX or CSV the API makes) under the name the server gives. */
+export async function download(path, fallbackName) {
+  const held = tokens.get();
+  const res = await fetch('/api' + path, { headers: held ? { authorization: 'Bearer ' + held.access_token } : {} });
+  if (!res.ok) {
+    const body = await res.json().catch(() => null);
+    throw new Error((body && body.message) || '下载失败（' + res.status + '）');
+  }
+  const disposition = res.headers.get('content-disposition') || '';
+  const match = /filename\*=UTF-8''([^;]+)/i.exec(disposition) || /filename="?([^";]+)"?/i.exec(disposition);
+  const name = match ? decodeURIComponent(match[1]) : fallbackName;
+  const url = URL.createObjectURL(await res.blob());
+  const a = Object.assign(document.createElement('a'), { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  return name;
+}

@@ -6,7 +6,9 @@ import * as login from './pages/login.js';
 import * as volunteer from './pages/volunteer.js';
 import * as family from './pages/family.js';
 import * as inbox from './pages/inbox.js';
+import * as coordinator from './pages/coordinator.js';
 
+const COORDINATOR_TABS = [['#/c/workload', '工作量'], ['#/c/coverage', '随访覆盖'], ['#/c/reports', '报表'], ['#/c/inbox', '消息']];
 const VOLUNTEER_TABS = [['#/v/feed', '找走访'], ['#/v/mine', '我的走访'], ['#/v/hours', '志愿时长'], ['#/v/inbox', '消息']];
 
 const routes = [
@@ -18,6 +20,10 @@ const routes = [
   [/^#\/v\/mine$/, volunteer.mine, VOLUNTEER_TABS],
   [/^#\/v\/hours$/, volunteer.hours, VOLUNTEER_TABS],
   [/^#\/v\/inbox$/, inbox.page, VOLUNTEER_TABS],
+  [/^#\/c\/workload$/, coordinator.workload, COORDINATOR_TABS],
+  [/^#\/c\/coverage$/, coordinator.coverage, COORDINATOR_TABS],
+  [/^#\/c\/reports$/, coordinator.reports, COORDINATOR_TABS],
+  [/^#\/c\/inbox$/, inbox.page, COORDINATOR_TABS],
   [/^#\/f$/, family.home, null],
   [/^#\/f\/inbox$/, inbox.page, null],
   [/^#\/none$/, login.nothingHere, null],
@@ -27,6 +33,7 @@ const routes = [
 export async function home() {
   const me = await api.me();
   if (me.roles.includes('family')) return '#/f';
+  if (me.roles.includes('coordinator') || me.roles.includes('admin')) return '#/c/workload';
   if (me.volunteer_status === 'approved') return '#/v/feed';
   return '#/none';
 }

@@ -5,16 +5,20 @@ import { h, show, alertBox, busy, toast } from '../ui.js';
 import { dayLabel, timeLabel } from '../shared/core.js';
 
 /** Where a message about a visit leads, by who is reading. */
-async function visitLink() {
+async function reader() {
   const me = await api.me();
-  return me.roles.includes('family') ? null : (id) => '#/v/visit/' + id;
+  return {
+    family: me.roles.includes('family'),
+    visitLink: me.volunteer_status === 'approved' ? (id) => '#/v/visit/' + id : null,
+  };
 }
 
 export async function page() {
   const list = h('div', { id: 'inbox-list' });
   const more = h('div');
   const counter = h('p', { id: 'unread', class: 'muted' });
-  const link = await visitLink();
+  const who = await reader();
+  const link = who.visitLink;
   const setUnread = (n) => { counter.textContent = n ? n + ' 条未读' : '没有未读消息'; };
 
   function item(m) {
@@ -60,7 +64,7 @@ export async function page() {
     }),
   }, '全部标为已读');
   // Families have no tab bar: a plain way back.
-  const back = !link && h('a', { class: 'button big', href: '#/f' }, '返回首页');
+  const back = who.family && h('a', { class: 'button big', href: '#/f' }, '返回首页');
   show(h('h1', {}, '消息'), h('div', { class: 'row' }, counter, allRead), list, more, back);
   try { await load(); } catch (e) { list.replaceChildren(alertBox(e.message)); }
 }

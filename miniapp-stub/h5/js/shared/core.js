@@ -139,6 +139,14 @@ export function createApi({ transport, tokens, onLoggedOut }) {
     readMessage: (id) => post('/me/inbox/' + id + '/read'),
     readAllMessages: () => post('/me/inbox/read-all'),
 
+    // Coordinators
+    workload: (params) => call('GET', '/workload' + q(params)),
+    teamWorkload: (params) => call('GET', '/workload/teams' + q(params)),
+    unclaimedVillages: (params) => call('GET', '/workload/unclaimed-villages' + q(params)),
+    coverage: (params) => call('GET', '/coverage' + q(params)),
+    notVisited: (params) => call('GET', '/coverage/not-visited' + q(params)),
+    filing: (params) => call('GET', '/filings' + q(params)),
+
     // Families
     familyVisits: () => call('GET', '/family/visits'),
     familyCode: (id) => call('GET', '/family/visits/' + id + '/code'),
@@ -269,6 +277,16 @@ export function windowLabel(start, end) {
   const last = beijing(new Date(new Date(end).getTime() - 1).toISOString());
   if (a.y === last.y && a.m === last.m && a.d === last.d) return dayLabel(start);
   return a.m + '月' + a.d + '日 至 ' + last.m + '月' + last.d + '日';
+}
+
+/** "83%" of a rate the API gives in percent, or "—" when there is nothing to count. */
+export function percent(rate) {
+  return rate === null || rate === undefined ? '—' : Math.round(rate) + '%';
+}
+
+/** The first day of this month in China as YYYY-MM-DD. */
+export function monthStart() {
+  return isoDate(0).slice(0, 8) + '01';
 }
 
 /** Today in China as YYYY-MM-DD, plus `days`. */
