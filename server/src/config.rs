@@ -46,6 +46,8 @@ pub struct Config {
     pub visits: VisitsConfig,
     /// When reminders go out and coordinators are told (`[reminders]`).
     pub reminders: crate::notify::remind::RemindersConfig,
+    /// Proposing holders for visits nobody claimed (`[assign]`).
+    pub assign: crate::assignments::AssignConfig,
 }
 
 /// How volunteers take and do visits.
@@ -132,6 +134,7 @@ impl Default for Config {
             care: Default::default(),
             visits: Default::default(),
             reminders: Default::default(),
+            assign: Default::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::{
     error::{ApiError, ApiResult},
 };
 
+pub mod assignments;
 pub mod auth;
 pub mod calendar_feed;
 pub mod care_rules;
@@ -54,7 +55,8 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
             inbox::Api(state.clone()),
             notifications::Api(state.clone()),
             sms::Api(state.clone()),
-            staff::Api(state),
+            // A tuple holds at most 16 APIs.
+            (staff::Api(state.clone()), assignments::Api(state)),
         ),
         "暖心 nuanxin",
         env!("CARGO_PKG_VERSION"),
@@ -87,6 +89,8 @@ pub enum Tag {
     Reports,
     /// 消息：站内信、微信订阅消息授权
     Inbox,
+    /// 分配：未被认领的走访的分配建议、应用与自动应用、志愿者接受或婉拒、请假与离队
+    Assignments,
 }
 
 /// One page of a list.
