@@ -70,7 +70,7 @@ pub struct ProposalView {
 }
 
 #[derive(Object, Debug)]
-pub struct RunView {
+pub struct AssignmentRun {
     /// Visits with open places considered.
     pub visits: u64,
     pub volunteers: u64,
@@ -81,7 +81,7 @@ pub struct RunView {
     pub applied: u64,
 }
 
-impl From<RunStats> for RunView {
+impl From<RunStats> for AssignmentRun {
     fn from(s: RunStats) -> Self {
         Self {
             visits: s.visits as u64,
@@ -123,7 +123,7 @@ impl Validate for BulkApply {
 }
 
 #[derive(Object, Debug)]
-pub struct Applied {
+pub struct AppliedProposals {
     pub applied: Vec<ProposalView>,
 }
 
@@ -146,12 +146,12 @@ pub struct AutoApplyView {
 #[derive(Object, Deserialize, Debug, Default)]
 #[oai(skip_serializing_if_is_none)]
 #[serde(deny_unknown_fields)]
-pub struct Decline {
+pub struct DeclineAssignment {
     /// Why (kept for the coordinator).
     pub reason: Option<String>,
 }
 
-impl Validate for Decline {
+impl Validate for DeclineAssignment {
     fn validate(&self) -> ApiResult<()> {
         opt_text("reason", self.reason.as_deref(), 200)
     }
@@ -308,7 +308,7 @@ impl Api {
     /// open visits nobody claimed within `assign.claim_hours`, starting within
     /// `assign.lead_days`. Proposals nobody acted on are made afresh.
     #[oai(path = "/assignments/run", method = "post")]
-    async fn run(&self, auth: Manager, body: Input<RunRequest>) -> ApiResult<Json<RunView>> {
+    async fn run(&self, auth: Manager, body: Input<RunRequest>) -> ApiResult<Json<AssignmentRun>> {
         let state = &self.0;
         let mut scope = auth.0.manager_scope()?;
         if let Some(r) = body.0.region_id {
@@ -396,7 +396,11 @@ impl Api {
     /// Apply several proposals at once: all of them, or (when one cannot be applied, named
     /// by its place in `ids`) none.
     #[oai(path = "/assignments/proposals/apply", method = "post")]
-    async fn apply_bulk(&self, auth: Manager, body: Input<BulkApply>) -> ApiResult<Json<Applied>> {
+    async fn apply_bulk(
+        &self,
+        auth: Manager,
+        body: Input<BulkApply>,
+    ) -> ApiResult<Json<AppliedProposals>> {
         let state = &self.0;
         let scope = auth.0.manager_scope()?;
         let ids = body.0.ids;
@@ -434,7 +438,7 @@ impl Api {
         txn.commit().await?;
         applied.sort_by_key(|a| a.0);
         let rows = applied.into_iter().map(|a| a.1).collect();
-        Ok(Json(Applied {
+        Ok(Json(AppliedProposals {
             applied: views(&state.db, rows).await?,
         }))
     }
@@ -528,7 +532,8 @@ impl Api {
             &txn,
             v.user_id,
             local_midnight(state.tz, from),
-            DateTime::<Utc>::MAX_UTC,
+            // For good; a date every database compares as a date.
+            now + Duration::days(100 * 366),
             auth.0.user_id,
             now,
         )
@@ -645,7 +650,7 @@ impl Api {
         &self,
         auth: Auth,
         id: Path<String>,
-        body: Input<Decline>,
+        body: Input<DeclineAssignment>,
     ) -> ApiResult<Json<ProposalView>> {
         let id = path_id("id", &id.0)?;
         let state = &self.0;
@@ -672,11 +677,11 @@ impl Api {
             .filter(task_claim::Column::Status.eq(task_claim::ACTIVE))
             .one(&txn)
             .await?;
-        if let Some(c) = claim {
-            if let Err(e) = crate::api::visits::release_in(&txn, c, &task, user, now).await {
-                txn.rollback().await?;
-                return Err(e);
-            }
+        if let Some(c) = claim
+            && let Err(e) = crate::api::visits::release_in(&txn, c, &task, user, now).await
+        {
+            txn.rollback().await?;
+            return Err(e);
         }
         let mut row: proposal::ActiveModel = p.into();
         row.status = Set(proposal::DECLINED.into());
