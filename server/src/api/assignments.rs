@@ -393,8 +393,9 @@ impl Api {
         Ok(Json(views(&state.db, vec![p]).await?.remove(0)))
     }
 
-    /// Apply several proposals at once: all of them, or (when one cannot be applied, named
-    /// by its place in `ids`) none.
+    /// Apply several proposals at once: all of them, or none when one cannot be applied
+    /// (422 naming it, `ids[i]`, when it is unknown or not mine to apply; 409 as for one
+    /// alone when it no longer fits, the message saying which).
     #[oai(path = "/assignments/proposals/apply", method = "post")]
     async fn apply_bulk(
         &self,
@@ -428,10 +429,20 @@ impl Api {
                 Ok(p) => applied.push((i, p)),
                 Err(e) => {
                     txn.rollback().await?;
-                    return Err(ApiError::field(
-                        format!("ids[{i}]"),
-                        format!("第 {} 条建议无法应用：{}", i + 1, e),
-                    ));
+                    // The same status as applying it alone; the message says which.
+                    let which = |m: &str| format!("第 {} 条建议无法应用：{m}", i + 1);
+                    return Err(match e {
+                        ApiError::Conflict { code, message } => {
+                            ApiError::conflict(code, which(&message))
+                        }
+                        ApiError::State {
+                            code,
+                            message,
+                            state,
+                        } => ApiError::state(code, state, which(&message)),
+                        e @ ApiError::Internal(_) => e,
+                        e => ApiError::field(format!("ids[{i}]"), which(&e.to_string())),
+                    });
                 }
             }
         }
