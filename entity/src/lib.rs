@@ -1,6 +1,8 @@
 //! The database entities, one module per table, and the domain enums they use.
 
 pub mod app_user;
+pub mod assignment_proposal;
+pub mod assignment_setting;
 pub mod audit_log;
 pub mod calendar_link;
 pub mod care_rule;
@@ -33,6 +35,7 @@ pub mod visit_record;
 pub mod visit_request;
 pub mod visit_task;
 pub mod volunteer;
+pub mod volunteer_leave;
 pub mod wish;
 pub mod wish_answer;
 

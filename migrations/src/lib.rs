@@ -12,6 +12,7 @@ mod m20261124_000006_visit_codes;
 mod m20261124_000007_calendar_link;
 mod m20261124_000008_outbox;
 mod m20261124_000009_delivery;
+mod m20261125_000010_assignment;
 mod m20261125_000011_gifts_health;
 mod m20261125_000014_household;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000007_calendar_link::Migration),
             Box::new(m20261124_000008_outbox::Migration),
             Box::new(m20261124_000009_delivery::Migration),
+            Box::new(m20261125_000010_assignment::Migration),
             Box::new(m20261125_000011_gifts_health::Migration),
             Box::new(m20261125_000014_household::Migration),
         ]

@@ -3,9 +3,11 @@
 //! layer that writes the plans as visit tasks (`generate`) and runs the jobs once per
 //! period under a leader lease (`jobs`, `lease`).
 
+pub mod assign;
 pub mod calendar;
 pub mod events;
 pub mod generate;
+pub mod geo;
 pub mod jobs;
 pub mod lease;
 pub mod plan;

@@ -50,6 +50,8 @@ pub struct Config {
     pub health: crate::oversight::HealthConfig,
     /// The 慰问金 ledger (`[gifts]`).
     pub gifts: crate::oversight::GiftsConfig,
+    /// Proposing holders for visits nobody claimed (`[assign]`).
+    pub assign: crate::assignments::AssignConfig,
 }
 
 /// How volunteers take and do visits.
@@ -138,6 +140,7 @@ impl Default for Config {
             reminders: Default::default(),
             health: Default::default(),
             gifts: Default::default(),
+            assign: Default::default(),
         }
     }
 }

@@ -39,54 +39,10 @@ use chrono::{DateTime, Datelike, Duration, IsoWeek, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use uuid::Uuid;
 
-use crate::geo::distance_m;
-
 /// Width of a distance group, and the precision of the distance shown before a claim.
 pub const BAND_M: f64 = 500.0;
 
-/// A point, degrees.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Point {
-    pub lat: f64,
-    pub lng: f64,
-}
-
-impl Point {
-    pub fn new(lat: f64, lng: f64) -> Self {
-        Self { lat, lng }
-    }
-
-    pub fn from_opt(lat: Option<f64>, lng: Option<f64>) -> Option<Self> {
-        Some(Self::new(lat?, lng?))
-    }
-
-    pub fn distance_m(self, other: Point) -> f64 {
-        distance_m(self.lat, self.lng, other.lat, other.lng)
-    }
-
-    /// [`crate::geo::planar_m`] from this point.
-    pub fn planar_m(self, other: Point) -> f64 {
-        crate::geo::planar_m(self.lat, self.lng, other.lat, other.lng)
-    }
-}
-
-/// A visit's window, `[start, end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-}
-
-impl Window {
-    pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
-        Self { start, end }
-    }
-
-    /// Half-open windows: touching ends do not overlap.
-    pub fn overlaps(&self, other: &Window) -> bool {
-        self.start < other.end && other.start < self.end
-    }
-}
+pub use scheduler::geo::{Point, Window};
 
 /// The volunteer, as far as taking visits goes.
 #[derive(Debug, Clone)]
@@ -249,10 +205,7 @@ pub fn check(taker: &Taker, held: &[Held], offer: &Offer, tz: Tz) -> Result<Opti
     Ok(d)
 }
 
-/// The ISO week an instant falls in, in `tz`.
-pub fn week_of(t: DateTime<Utc>, tz: Tz) -> IsoWeek {
-    t.with_timezone(&tz).iso_week()
-}
+pub use scheduler::assign::week_of;
 
 /// The weeks in which the volunteer may take nothing more, as `[start, end)` in UTC (Monday
 /// midnight to Monday midnight in `tz`): a filter the database can apply before

@@ -123,6 +123,33 @@ pub fn reminder_specs(
     )]
 }
 
+/// The proposals job: holders proposed for the visits nobody claimed in time
+/// (`assign.cron`), applied at once in regions set to apply automatically.
+pub fn assign_specs(config: &crate::assignments::AssignConfig, tz: chrono_tz::Tz) -> Vec<JobSpec> {
+    let c = config.clone();
+    vec![JobSpec::new(
+        "assign",
+        config.cron.clone(),
+        Period::Hourly,
+        move |ctx| {
+            let c = c.clone();
+            async move {
+                let all = crate::auth::Scope::All;
+                let stats = crate::assignments::run(
+                    &ctx.db,
+                    &c,
+                    tz,
+                    crate::assignments::Due::In(&all),
+                    Utc::now(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                serde_json::to_value(stats).map_err(|e| e.to_string())
+            }
+        },
+    )]
+}
+
 /// The jobs running in this instance.
 pub struct Running {
     cron: JobsHandle,
@@ -167,6 +194,7 @@ async fn start_cron(state: &AppState) -> anyhow::Result<JobsHandle> {
         &state.festivals,
     );
     jobs.extend(reminder_specs(&state.config.reminders, state.tz));
+    jobs.extend(assign_specs(&state.config.assign, state.tz));
     scheduler::jobs::start(state.db.clone(), Arc::new(lease), state.tz, jobs, holder).await
 }
 

@@ -18,6 +18,7 @@ use crate::{
     error::{ApiError, ApiResult},
 };
 
+pub mod assignments;
 pub mod auth;
 pub mod calendar_feed;
 pub mod care_rules;
@@ -59,6 +60,7 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
             inbox::Api(state.clone()),
             notifications::Api(state.clone()),
             sms::Api(state.clone()),
+            // A tuple holds at most 16 APIs.
             (
                 staff::Api(state.clone()),
                 // Seeing the work: workload, coverage, filed reports, gifts, health.
@@ -66,7 +68,8 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
                 coverage::Api(state.clone()),
                 filings::Api(state.clone()),
                 health_readings::Api(state.clone()),
-                gifts::Api(state),
+                gifts::Api(state.clone()),
+                assignments::Api(state),
             ),
         ),
         "暖心 nuanxin",
@@ -100,6 +103,8 @@ pub enum Tag {
     Reports,
     /// 消息：站内信、微信订阅消息授权
     Inbox,
+    /// 分配：未被认领的走访的分配建议、应用与自动应用、志愿者接受或婉拒、请假与离队
+    Assignments,
 }
 
 /// One page of a list.

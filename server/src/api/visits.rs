@@ -66,7 +66,7 @@ const DEFAULT_LIMIT: u32 = 20;
 
 /// Held visits that can matter to a candidate: a window is at most
 /// `scheduler::rules::MAX_WINDOW_DAYS` long, and a capacity week is seven days.
-const HELD_LOOKBACK_DAYS: i64 = scheduler::rules::MAX_WINDOW_DAYS as i64 + 8;
+pub(crate) const HELD_LOOKBACK_DAYS: i64 = scheduler::rules::MAX_WINDOW_DAYS as i64 + 8;
 
 /// Rows beyond a page the feed reads, for rows the exact checks drop.
 const PAGE_SLACK: usize = 4;
@@ -286,7 +286,7 @@ async fn approved_volunteer(db: &impl ConnectionTrait, user: Uuid) -> ApiResult<
         .ok_or_else(|| ApiError::Forbidden("仅限已通过审核的志愿者".into()))
 }
 
-fn taker_of(v: &volunteer::Model) -> Taker {
+pub(crate) fn taker_of(v: &volunteer::Model) -> Taker {
     Taker {
         skills: v.skills.0.clone(),
         home: Point::from_opt(v.home_lat, v.home_lng),
@@ -295,7 +295,7 @@ fn taker_of(v: &volunteer::Model) -> Taker {
     }
 }
 
-fn offer_of(t: &visit_task::Model, f: &family::Model) -> Offer {
+pub(crate) fn offer_of(t: &visit_task::Model, f: &family::Model) -> Offer {
     Offer {
         id: t.id,
         status: t.status.clone(),
@@ -363,7 +363,7 @@ fn held_select(user: Uuid, since: DateTime<Utc>) -> SelectStatement {
 }
 
 /// See [`held_select`].
-async fn held_visits(
+pub(crate) async fn held_visits(
     db: &impl ConnectionTrait,
     user: Uuid,
     since: DateTime<Utc>,
@@ -425,7 +425,7 @@ async fn volunteer_and_held(
     Ok((v, held))
 }
 
-async fn task_and_family(
+pub(crate) async fn task_and_family(
     db: &impl ConnectionTrait,
     id: Uuid,
 ) -> ApiResult<(visit_task::Model, family::Model)> {
@@ -456,7 +456,7 @@ async fn claim_of(
 /// back and releases happen one at a time, so what they hold cannot change under a check.
 /// (On SQLite the write also takes the database's write lock first thing, so the
 /// transaction never has to upgrade a read lock.)
-async fn lock_volunteer(txn: &impl ConnectionTrait, user: Uuid) -> Result<(), DbErr> {
+pub(crate) async fn lock_volunteer(txn: &impl ConnectionTrait, user: Uuid) -> Result<(), DbErr> {
     volunteer::Entity::update_many()
         .col_expr(
             volunteer::Column::UpdatedAt,
@@ -639,7 +639,7 @@ fn decode_cursor<T: for<'de> Deserialize<'de>>(s: &str) -> ApiResult<T> {
 
 /// A UUID in the path. poem-openapi calls path parameters `param0`, `param1`… in its own
 /// parse errors, so ids are taken as text and parsed here, to name the parameter.
-fn path_id(field: &str, raw: &str) -> ApiResult<Uuid> {
+pub(crate) fn path_id(field: &str, raw: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw.trim()).map_err(|_| ApiError::field(field, format!("{field} 应为 UUID")))
 }
 
@@ -1274,31 +1274,7 @@ impl Api {
             return Err(refusal_error(r, &task, tz));
         }
 
-        // The arbiter: only one claim can move the count past each free place.
-        use visit_task::Column as T;
-        let taken = visit_task::Entity::update_many()
-            .col_expr(T::ClaimsCount, Expr::col(T::ClaimsCount).add(1))
-            .col_expr(
-                T::Status,
-                Expr::case(
-                    Expr::col(T::ClaimsCount)
-                        .add(1)
-                        .gte(Expr::col(T::VolunteersNeeded)),
-                    status::CLAIMED,
-                )
-                .finally(status::OPEN)
-                .into(),
-            )
-            .col_expr(T::UpdatedAt, Expr::value(now))
-            .filter(T::Id.eq(task.id))
-            .filter(T::Status.eq(status::OPEN))
-            .filter(Expr::col(T::ClaimsCount).lt(Expr::col(T::VolunteersNeeded)))
-            .filter(T::AssignToCadre.eq(false))
-            .filter(T::AssignedCadreId.is_null())
-            .filter(T::WindowEnd.gt(now))
-            .exec(&txn)
-            .await?;
-        if taken.rows_affected != 1 {
+        let Some(claim) = take_place(&txn, &task, existing, user, now).await? else {
             txn.rollback().await?;
             let (task, _) = task_and_family(db, task.id).await?;
             return Err(
@@ -1314,30 +1290,6 @@ impl Api {
                     not_open(&task.status)
                 },
             );
-        }
-        let claim = match existing {
-            Some(c) => {
-                // Given back earlier by the volunteer: the same row holds again.
-                let mut row: task_claim::ActiveModel = c.into();
-                row.status = Set(task_claim::ACTIVE.into());
-                row.claimed_at = Set(now);
-                row.released_at = Set(None);
-                row.released_by = Set(None);
-                row.update(&txn).await?
-            }
-            None => {
-                task_claim::ActiveModel {
-                    id: Set(Uuid::now_v7()),
-                    task_id: Set(task.id),
-                    volunteer_id: Set(user),
-                    status: Set(task_claim::ACTIVE.into()),
-                    claimed_at: Set(now),
-                    released_at: Set(None),
-                    released_by: Set(None),
-                }
-                .insert(&txn)
-                .await?
-            }
         };
         let task = visit_task::Entity::find_by_id(task.id)
             .one(&txn)
@@ -1741,6 +1693,71 @@ impl Api {
     }
 }
 
+/// Takes one free place of `task` for `user` inside the caller's transaction (which holds
+/// the volunteer's lock and has checked the rules): moves the visit's count with the
+/// conditional UPDATE that only one taker can win per place, and writes the claim (reusing
+/// `existing`, a claim given back earlier). None when there was no place to take.
+pub(crate) async fn take_place(
+    txn: &impl ConnectionTrait,
+    task: &visit_task::Model,
+    existing: Option<task_claim::Model>,
+    user: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<task_claim::Model>, DbErr> {
+    // The arbiter: only one claim can move the count past each free place.
+    use visit_task::Column as T;
+    let taken = visit_task::Entity::update_many()
+        .col_expr(T::ClaimsCount, Expr::col(T::ClaimsCount).add(1))
+        .col_expr(
+            T::Status,
+            Expr::case(
+                Expr::col(T::ClaimsCount)
+                    .add(1)
+                    .gte(Expr::col(T::VolunteersNeeded)),
+                status::CLAIMED,
+            )
+            .finally(status::OPEN)
+            .into(),
+        )
+        .col_expr(T::UpdatedAt, Expr::value(now))
+        .filter(T::Id.eq(task.id))
+        .filter(T::Status.eq(status::OPEN))
+        .filter(Expr::col(T::ClaimsCount).lt(Expr::col(T::VolunteersNeeded)))
+        .filter(T::AssignToCadre.eq(false))
+        .filter(T::AssignedCadreId.is_null())
+        .filter(T::WindowEnd.gt(now))
+        .exec(txn)
+        .await?;
+    if taken.rows_affected != 1 {
+        return Ok(None);
+    }
+    let claim = match existing {
+        Some(c) => {
+            // Given back earlier by the volunteer: the same row holds again.
+            let mut row: task_claim::ActiveModel = c.into();
+            row.status = Set(task_claim::ACTIVE.into());
+            row.claimed_at = Set(now);
+            row.released_at = Set(None);
+            row.released_by = Set(None);
+            row.update(txn).await?
+        }
+        None => {
+            task_claim::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                task_id: Set(task.id),
+                volunteer_id: Set(user),
+                status: Set(task_claim::ACTIVE.into()),
+                claimed_at: Set(now),
+                released_at: Set(None),
+                released_by: Set(None),
+            }
+            .insert(txn)
+            .await?
+        }
+    };
+    Ok(Some(claim))
+}
+
 /// The family's village when it lies in `scope`.
 async fn family_region_in_scope(
     db: &impl ConnectionTrait,
@@ -1755,7 +1772,7 @@ async fn family_region_in_scope(
 
 /// Ends `claim` and frees its place on the visit, inside the caller's transaction (which
 /// holds the volunteer's lock). `by` is who released it.
-async fn release_in(
+pub(crate) async fn release_in(
     txn: &impl ConnectionTrait,
     claim: task_claim::Model,
     task: &visit_task::Model,

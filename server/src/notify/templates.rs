@@ -13,9 +13,12 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::remind;
-use crate::api::{
-    reports::{TEMPLATE_VISIT_DECLINED, TEMPLATE_VISIT_MOVE_REQUESTED},
-    visits::TEMPLATE_CLAIM_RELEASED,
+use crate::{
+    api::{
+        reports::{TEMPLATE_VISIT_DECLINED, TEMPLATE_VISIT_MOVE_REQUESTED},
+        visits::TEMPLATE_CLAIM_RELEASED,
+    },
+    assignments::TEMPLATE_VISIT_ASSIGNED,
 };
 
 /// The messages held back by a person's daily cap, in one, the next morning.
@@ -26,9 +29,10 @@ pub const BIRTHDAY_GREETING: &str = "birthday_greeting";
 pub const EVENT_INVITATION: &str = "event_invitation";
 
 /// The templates messages are queued with.
-pub const KNOWN: [&str; 24] = [
+pub const KNOWN: [&str; 25] = [
     TEMPLATE_VISIT_CANCELLED,
     TEMPLATE_CLAIM_RELEASED,
+    TEMPLATE_VISIT_ASSIGNED,
     TEMPLATE_VISIT_DECLINED,
     TEMPLATE_VISIT_MOVE_REQUESTED,
     // Reminders and alerts (`notify::remind`).
@@ -136,6 +140,13 @@ fn render_usual(template: &str, payload: &Value, queued_on: NaiveDate) -> Messag
             "走访安排调整",
             "您无需再前往此次走访",
             "已调整",
+        ),
+        TEMPLATE_VISIT_ASSIGNED => (
+            "新的走访安排",
+            format!("协调员为您安排了{day}的走访，请在小程序中接受或婉拒。"),
+            "走访安排通知",
+            "请在小程序中接受或婉拒",
+            "待确认",
         ),
         TEMPLATE_VISIT_DECLINED => (
             "家庭这次不便接待",

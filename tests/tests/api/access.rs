@@ -63,6 +63,10 @@ struct Ids {
     message: [String; 2],
     /// A dead letter of a volunteer in 东城县 ("own") and one in 西山县.
     dead: [String; 2],
+    /// A proposal waiting for a coordinator, for a family in 东城县 ("own") and in 西山县.
+    proposal: [String; 2],
+    /// A proposal applied to the demo volunteer ("own") and one applied to another.
+    assigned: [String; 2],
     /// A 慰问金 budget of each township, and a gift out of it to the side's family.
     budget: [String; 2],
     gift: [String; 2],
@@ -983,6 +987,119 @@ fn cases() -> Vec<Case> {
                 )
             },
         },
+        // Assignment; marking a volunteer as left comes last (it may be the demo one).
+        Case {
+            method: "POST",
+            spec_path: "/assignments/run",
+            rule: m422,
+            call: |i, s| {
+                (
+                    "/api/assignments/run".into(),
+                    Some(json!({"region_id": i.pick(&i.village, s)})),
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/assignments/proposals",
+            rule: Manager { other: 0 },
+            call: |_, _| ("/api/assignments/proposals".into(), None),
+        },
+        Case {
+            method: "POST",
+            spec_path: "/assignments/proposals/{id}/apply",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!(
+                        "/api/assignments/proposals/{}/apply",
+                        i.pick(&i.proposal, s)
+                    ),
+                    Some(json!({})),
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/assignments/proposals/apply",
+            rule: m422,
+            call: |i, s| {
+                (
+                    "/api/assignments/proposals/apply".into(),
+                    Some(json!({"ids": [i.pick(&i.proposal, s)]})),
+                )
+            },
+        },
+        Case {
+            method: "PUT",
+            spec_path: "/assignments/regions/{id}/auto",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/assignments/regions/{}/auto", i.pick(&i.village, s)),
+                    Some(json!({"auto_apply": false})),
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/me/assignments",
+            rule: LoggedIn,
+            call: |_, _| ("/api/me/assignments".into(), None),
+        },
+        Case {
+            method: "POST",
+            spec_path: "/me/leave",
+            rule: Volunteer { other: 0 },
+            call: |_, _| {
+                (
+                    "/api/me/leave".into(),
+                    Some(json!({"start_date": "2099-01-01", "end_date": "2099-01-02"})),
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/assignments/proposals/{id}/accept",
+            rule: Recipient,
+            call: |i, s| {
+                (
+                    format!(
+                        "/api/assignments/proposals/{}/accept",
+                        i.pick(&i.assigned, s)
+                    ),
+                    Some(json!({})),
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/assignments/proposals/{id}/decline",
+            rule: Recipient,
+            call: |i, s| {
+                (
+                    format!(
+                        "/api/assignments/proposals/{}/decline",
+                        i.pick(&i.assigned, s)
+                    ),
+                    Some(json!({})),
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/assignments/volunteers/{id}/left",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!(
+                        "/api/assignments/volunteers/{}/left",
+                        i.pick(&i.volunteer, s)
+                    ),
+                    Some(json!({"reason": "矩阵"})),
+                )
+            },
+        },
     ]
 }
 
@@ -1068,6 +1185,61 @@ async fn held_visits(app: &TestApp, family: &[String; 2]) -> [String; 2] {
         t.window_start = Set(now - chrono::Duration::hours(1));
         t.window_end = Set(now + chrono::Duration::days(1));
         out[k] = t.update(db).await.unwrap().id.to_string();
+    }
+    out
+}
+
+/// Proposals of `status` for these visits and people (phones), as a run would write them.
+async fn proposals(
+    app: &TestApp,
+    visits: &[String; 2],
+    phones: [&str; 2],
+    status: &str,
+) -> [String; 2] {
+    use entity::{app_user, assignment_proposal, family, visit_task};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let db = &app.state.db;
+    let mut out = [String::new(), String::new()];
+    for k in 0..2 {
+        let user = app_user::Entity::find()
+            .filter(app_user::Column::Phone.eq(phones[k]))
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let task = visit_task::Entity::find_by_id(uuid::Uuid::parse_str(&visits[k]).unwrap())
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap();
+        let fam = family::Entity::find_by_id(task.family_id)
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap();
+        let id = uuid::Uuid::now_v7();
+        assignment_proposal::ActiveModel {
+            id: Set(id),
+            task_id: Set(task.id),
+            volunteer_id: Set(user),
+            region_id: Set(fam.region_id),
+            status: Set(status.into()),
+            reason: Set("首次走访该家庭；1.0公里；当周1/3".into()),
+            distance_km: Set(1.0),
+            past_visits: Set(0),
+            week_load: Set(1),
+            week_capacity: Set(3),
+            claim_id: Set(None),
+            applied_by: Set(None),
+            applied_at: Set(None),
+            answered_at: Set(None),
+            created_at: Set(chrono::Utc::now()),
+        }
+        .insert(db)
+        .await
+        .unwrap();
+        out[k] = id.to_string();
     }
     out
 }
@@ -1294,6 +1466,20 @@ async fn ids(app: &TestApp) -> Ids {
         gift,
         dead: dead_letters(app, &volunteer).await,
         message: messages(app).await,
+        proposal: proposals(
+            app,
+            &open_visit,
+            [people::VOLUNTEER, "13900000001"],
+            "proposed",
+        )
+        .await,
+        assigned: proposals(
+            app,
+            &[open_visit[1].clone(), open_visit[0].clone()],
+            [people::VOLUNTEER, "13900000002"],
+            "applied",
+        )
+        .await,
         held_visit: held_visits(app, &family).await,
         open_visit,
         release,

@@ -2,6 +2,7 @@
 //! Run on SQLite by default; with DATABASE_URL and REDIS_URL set, on PostgreSQL and Redis.
 
 mod access;
+mod assignments;
 mod auth;
 mod calendar_feed;
 mod care_rules;
