@@ -47,6 +47,7 @@ impl AppState {
         });
         config.notify.check()?;
         config.reminders.check()?;
+        config.help.check()?;
         if !config.wechat.appid.is_empty() && config.notify.templates.is_empty() {
             tracing::warn!(
                 "no notify.templates configured: notifications reach people through the inbox only"
@@ -135,10 +136,13 @@ impl Application {
         } else {
             None
         };
+        // Emergency help needs neither the jobs nor Redis: every API instance watches it.
+        let help = crate::notify::emergency::Watch::start(self.state.clone());
         let routes = routes(self.state);
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, signal, Some(Duration::from_secs(10)))
             .await;
+        help.stop();
         if let Some(jobs) = jobs {
             jobs.shutdown().await;
         }

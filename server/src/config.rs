@@ -46,6 +46,8 @@ pub struct Config {
     pub visits: VisitsConfig,
     /// When reminders go out and coordinators are told (`[reminders]`).
     pub reminders: crate::notify::remind::RemindersConfig,
+    /// Emergency help: escalation (`[help]`).
+    pub help: crate::notify::emergency::HelpConfig,
 }
 
 /// How volunteers take and do visits.
@@ -132,6 +134,7 @@ impl Default for Config {
             care: Default::default(),
             visits: Default::default(),
             reminders: Default::default(),
+            help: Default::default(),
         }
     }
 }

@@ -21,8 +21,10 @@ use crate::{
 pub mod auth;
 pub mod calendar_feed;
 pub mod care_rules;
+pub mod community;
 pub mod families;
 pub mod health;
+pub mod help;
 pub mod inbox;
 pub mod notifications;
 pub mod pairings;
@@ -54,7 +56,7 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
             inbox::Api(state.clone()),
             notifications::Api(state.clone()),
             sms::Api(state.clone()),
-            staff::Api(state),
+            (staff::Api(state.clone()), help::Api(state)),
         ),
         "暖心 nuanxin",
         env!("CARGO_PKG_VERSION"),
@@ -87,6 +89,8 @@ pub enum Tag {
     Reports,
     /// 消息：站内信、微信订阅消息授权
     Inbox,
+    /// 紧急求助：一键求助、即时通知、响应与升级
+    Help,
 }
 
 /// One page of a list.

@@ -164,6 +164,11 @@ impl Coordinators {
         ))
     }
 
+    /// Every (coordinator, region path of their grant).
+    pub fn grants(&self) -> &[(Uuid, String)] {
+        &self.0
+    }
+
     /// The coordinators whose region subtree holds the region at `path`.
     pub fn of(&self, path: &str) -> Vec<Uuid> {
         let mut out: Vec<Uuid> = self
@@ -539,38 +544,18 @@ pub async fn wish_answered(
     queue(db, msgs, answer.created_at).await
 }
 
-/// A help request came in: the family is told it was received, the coordinators are
-/// alerted at once, marked `"emergency": true` so that quiet hours and caps do not hold
-/// it back. Every help request is an emergency (应急援助); call where one is written (no
-/// API writes them yet).
+/// A help request came in: the family is told it was received, and its first responders
+/// are alerted at once, marked `"emergency": true` so that quiet hours and caps do not
+/// hold it back (see [`super::emergency`] for who they are and how the alerts are sent
+/// without waiting for the dispatcher). Returns the alerts to send now; `claim` is how
+/// long they are ours before a dispatcher may take them.
 pub async fn help_requested(
     db: &impl ConnectionTrait,
     tz: Tz,
     h: &help_request::Model,
-) -> Result<u64, DbErr> {
-    let now = h.created_at;
-    let date = day_of(now, tz);
-    let mut msgs: Vec<Msg> = family_accounts(db, h.family_id)
-        .await?
-        .into_iter()
-        .map(|to| Msg {
-            to,
-            template: remind::HELP_RECEIVED,
-            payload: json!({"help_id": h.id, "date": date, "emergency": true}),
-            key: key(remind::HELP_RECEIVED, h.id, to, "once"),
-            at: now,
-        })
-        .collect();
-    for to in coordinators_of(db, h.family_id).await? {
-        msgs.push(Msg {
-            to,
-            template: remind::HELP_EMERGENCY,
-            payload: json!({"help_id": h.id, "date": date, "emergency": true}),
-            key: key(remind::HELP_EMERGENCY, h.id, to, "once"),
-            at: now,
-        });
-    }
-    queue(db, msgs, now).await
+    claim: Duration,
+) -> Result<Vec<Uuid>, DbErr> {
+    super::emergency::queue_alerts(db, h, 0, h.created_at, claim, tz).await
 }
 
 // ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ mod claim_storm;
 mod delivery;
 mod families;
 mod health;
+mod help;
 mod jobs;
 mod notify;
 mod planning;
