@@ -48,6 +48,8 @@ pub struct Config {
     pub reminders: crate::notify::remind::RemindersConfig,
     /// Emergency help: escalation (`[help]`).
     pub help: crate::notify::emergency::HelpConfig,
+    /// What a wish on the wall may say (`[wishes]`).
+    pub wishes: crate::content_check::WishesConfig,
 }
 
 /// How volunteers take and do visits.
@@ -135,6 +137,7 @@ impl Default for Config {
             visits: Default::default(),
             reminders: Default::default(),
             help: Default::default(),
+            wishes: Default::default(),
         }
     }
 }

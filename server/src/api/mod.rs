@@ -37,6 +37,7 @@ pub mod staff;
 pub mod teams;
 pub mod visits;
 pub mod volunteers;
+pub mod wishes;
 
 pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
     OpenApiService::new(
@@ -56,7 +57,11 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
             inbox::Api(state.clone()),
             notifications::Api(state.clone()),
             sms::Api(state.clone()),
-            (staff::Api(state.clone()), help::Api(state)),
+            (
+                staff::Api(state.clone()),
+                help::Api(state.clone()),
+                wishes::Api(state),
+            ),
         ),
         "暖心 nuanxin",
         env!("CARGO_PKG_VERSION"),
@@ -91,6 +96,8 @@ pub enum Tag {
     Inbox,
     /// 紧急求助：一键求助、即时通知、响应与升级
     Help,
+    /// 心愿墙：家庭发布心愿、协会回复（公开或私下）、指派与完成、首次回复用时
+    Wishes,
 }
 
 /// One page of a list.

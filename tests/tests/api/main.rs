@@ -22,3 +22,4 @@ mod staff;
 mod visits;
 mod volunteers;
 mod wechat;
+mod wishes;
