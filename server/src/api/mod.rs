@@ -22,6 +22,7 @@ pub mod auth;
 pub mod calendar_feed;
 pub mod care_rules;
 pub mod community;
+pub mod events;
 pub mod families;
 pub mod health;
 pub mod help;
@@ -60,6 +61,7 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
             (
                 staff::Api(state.clone()),
                 help::Api(state.clone()),
+                events::Api(state.clone()),
                 wishes::Api(state),
             ),
         ),
@@ -98,6 +100,8 @@ pub enum Tag {
     Help,
     /// 心愿墙：家庭发布心愿、协会回复（公开或私下）、指派与完成、首次回复用时
     Wishes,
+    /// 活动：集体庆生、节日联欢、培训；邀请家庭、志愿者报名、出席记录
+    Events,
 }
 
 /// One page of a list.

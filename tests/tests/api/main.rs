@@ -7,6 +7,7 @@ mod calendar_feed;
 mod care_rules;
 mod claim_storm;
 mod delivery;
+mod events;
 mod families;
 mod health;
 mod help;
