@@ -48,6 +48,7 @@ impl AppState {
         config.notify.check()?;
         config.reminders.check()?;
         config.help.check()?;
+        config.surge.spec().map_err(anyhow::Error::msg)?;
         if !config.wechat.appid.is_empty() && config.notify.templates.is_empty() {
             tracing::warn!(
                 "no notify.templates configured: notifications reach people through the inbox only"

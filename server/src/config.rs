@@ -50,6 +50,8 @@ pub struct Config {
     pub help: crate::notify::emergency::HelpConfig,
     /// What a wish on the wall may say (`[wishes]`).
     pub wishes: crate::content_check::WishesConfig,
+    /// The festival surge warning (`[surge]`).
+    pub surge: scheduler::surge::SurgeConfig,
 }
 
 /// How volunteers take and do visits.
@@ -138,6 +140,7 @@ impl Default for Config {
             reminders: Default::default(),
             help: Default::default(),
             wishes: Default::default(),
+            surge: Default::default(),
         }
     }
 }

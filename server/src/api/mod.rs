@@ -35,6 +35,7 @@ pub mod register;
 pub mod reports;
 pub mod sms;
 pub mod staff;
+pub mod surge;
 pub mod teams;
 pub mod visits;
 pub mod volunteers;
@@ -62,7 +63,8 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
                 staff::Api(state.clone()),
                 help::Api(state.clone()),
                 events::Api(state.clone()),
-                wishes::Api(state),
+                wishes::Api(state.clone()),
+                surge::Api(state),
             ),
         ),
         "暖心 nuanxin",

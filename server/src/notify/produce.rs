@@ -558,6 +558,76 @@ pub async fn help_requested(
     super::emergency::queue_alerts(db, h, 0, h.created_at, claim, tz).await
 }
 
+/// The festival surge warning (daily job): when the next season is `surge.warn_weeks` or
+/// less away, every township whose volunteers will not cover it is told to the
+/// coordinators over it, once per township, season and coordinator. Returns the warnings
+/// queued.
+pub async fn surge_warnings(
+    db: &DatabaseConnection,
+    opts: &scheduler::generate::GenerateOptions,
+    c: &scheduler::surge::SurgeConfig,
+    today: chrono::NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    use scheduler::surge;
+    let spec = c.spec().map_err(DbErr::Custom)?;
+    let Some(season) = surge::next_season(spec, today) else {
+        return Ok(0);
+    };
+    if !surge::warn_now(&season, today, c.warn_weeks) {
+        return Ok(0);
+    }
+    let loads = surge::demand(db, opts, "", &season).await?;
+    let short: Vec<surge::Forecast> = surge::assess(&loads, season.days())
+        .into_iter()
+        .filter(|f| f.shortfall > 0)
+        .collect();
+    let ids: Vec<Uuid> = short.iter().filter_map(|f| last_id(&f.path)).collect();
+    let names: HashMap<Uuid, String> = region::Entity::find()
+        .select_only()
+        .columns([region::Column::Id, region::Column::Name])
+        .filter(region::Column::Id.is_in(ids))
+        .into_tuple::<(Uuid, String)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let coordinators = Coordinators::load(db).await?;
+    let mut msgs = Vec::new();
+    for f in short {
+        let Some(id) = last_id(&f.path) else { continue };
+        let payload = json!({
+            "region_id": id,
+            "region": names.get(&id).cloned().unwrap_or_default(),
+            "required": f.required,
+            "capacity": f.capacity,
+            "shortfall": f.shortfall,
+            "season": season.year,
+            "date": season.start.to_string(),
+        });
+        for to in coordinators.of(&f.path) {
+            msgs.push(Msg {
+                to,
+                template: super::templates::SURGE_WARNING,
+                payload: payload.clone(),
+                key: key(
+                    super::templates::SURGE_WARNING,
+                    format!("{id}:{}", season.year),
+                    to,
+                    "once",
+                ),
+                at: now,
+            });
+        }
+    }
+    queue(db, msgs, now).await
+}
+
+/// The region a path ends with.
+pub fn last_id(path: &str) -> Option<Uuid> {
+    path.split('/').rfind(|s| !s.is_empty())?.parse().ok()
+}
+
 // ---------------------------------------------------------------------------------------
 // The daily job
 

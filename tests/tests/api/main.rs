@@ -20,6 +20,7 @@ mod reminders;
 mod replanning;
 mod reports;
 mod staff;
+mod surge;
 mod visits;
 mod volunteers;
 mod wechat;
