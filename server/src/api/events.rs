@@ -881,6 +881,7 @@ impl Api {
     async fn withdraw(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<EventView>> {
         let txn = begin(&self.0.db).await?;
         let out = async {
+            my_volunteer(&txn, &auth.0).await?;
             let e = event::Entity::find_by_id(id.0)
                 .one(&txn)
                 .await?
