@@ -11,6 +11,9 @@ pub struct Model {
     pub user_id: Uuid,
     pub family_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
+    /// Recorded by the coordinator after the event.
+    pub attended: Option<bool>,
+    pub attendance_by: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

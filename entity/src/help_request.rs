@@ -17,7 +17,17 @@ pub struct Model {
     pub acknowledged_by: Option<Uuid>,
     pub resolved_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// 0: the first responders; each escalation one tier of coordinators up.
+    pub escalation_level: i32,
+    pub escalated_at: Option<DateTimeUtc>,
+    pub resolved_by: Option<Uuid>,
+    pub resolution: Option<String>,
 }
+
+/// Statuses: waiting for someone to respond, someone responded, closed.
+pub const OPEN: &str = "open";
+pub const ACKNOWLEDGED: &str = "acknowledged";
+pub const RESOLVED: &str = "resolved";
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}

@@ -9,6 +9,7 @@ pub mod care_rule;
 pub mod consent;
 pub mod enums;
 pub mod event;
+pub mod event_invitation;
 pub mod event_signup;
 pub mod family;
 pub mod family_household;

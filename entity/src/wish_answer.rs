@@ -1,4 +1,4 @@
-//! A public answer to a wish (回音壁).
+//! An answer to a wish: on the wall (回音壁) or to the family alone.
 
 use sea_orm::entity::prelude::*;
 
@@ -12,6 +12,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub content: String,
     pub created_at: DateTimeUtc,
+    /// Shown on the wall (anonymised); otherwise only the family sees it.
+    pub public: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

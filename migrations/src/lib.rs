@@ -14,6 +14,7 @@ mod m20261124_000008_outbox;
 mod m20261124_000009_delivery;
 mod m20261125_000010_assignment;
 mod m20261125_000011_gifts_health;
+mod m20261125_000012_community;
 mod m20261125_000014_household;
 
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000009_delivery::Migration),
             Box::new(m20261125_000010_assignment::Migration),
             Box::new(m20261125_000011_gifts_health::Migration),
+            Box::new(m20261125_000012_community::Migration),
             Box::new(m20261125_000014_household::Migration),
         ]
     }

@@ -507,6 +507,28 @@ pub fn birthday_in_year(
     }
 }
 
+/// The day in the Gregorian month `year`-`month` on which a birthday is kept, if it is kept
+/// in that month (conventions as in [`birthday_in_year`]): what groups the families of a
+/// collective birthday (集体庆生). A lunar birthday of a lunar year's last months is kept in
+/// January or February of the next Gregorian year, so both lunar years are looked at.
+pub fn birthday_in_month(
+    calendar: CalendarKind,
+    birth_month: u32,
+    day: u32,
+    leap: bool,
+    year: i32,
+    month: u32,
+) -> Option<NaiveDate> {
+    let years = match calendar {
+        CalendarKind::Solar => vec![year],
+        CalendarKind::Lunar => vec![year - 1, year],
+    };
+    years
+        .into_iter()
+        .filter_map(|y| birthday_in_year(calendar, birth_month, day, leap, y).ok())
+        .find(|d| d.year() == year && d.month() == month)
+}
+
 /// The first day on or after `from` on which the birthday is kept (conventions as in
 /// [`birthday_in_year`]).
 ///
@@ -678,6 +700,32 @@ fn parse_ymd(s: &str) -> Option<(i32, u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn birthdays_of_a_gregorian_month_in_their_own_calendar() {
+        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        use CalendarKind::*;
+        // Lunar 正月初一 2026 is 17 February 2026; 腊月廿三 of lunar 2025 is 10 February 2026 (a 29-day 腊月).
+        assert_eq!(
+            birthday_in_month(Lunar, 1, 1, false, 2026, 2),
+            Some(d(2026, 2, 17))
+        );
+        assert_eq!(
+            birthday_in_month(Lunar, 12, 23, false, 2026, 2),
+            Some(d(2026, 2, 10))
+        );
+        assert_eq!(birthday_in_month(Lunar, 12, 23, false, 2026, 1), None);
+        // Lunar 八月十五 2026 is 25 September.
+        assert_eq!(
+            birthday_in_month(Lunar, 8, 15, false, 2026, 9),
+            Some(d(2026, 9, 25))
+        );
+        assert_eq!(
+            birthday_in_month(Solar, 2, 29, false, 2026, 2),
+            Some(d(2026, 2, 28))
+        );
+        assert_eq!(birthday_in_month(Solar, 3, 1, false, 2026, 2), None);
+    }
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()

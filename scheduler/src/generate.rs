@@ -538,6 +538,47 @@ pub async fn preview(
     Ok(plan)
 }
 
+/// The visits every family under `opts.region_path` (all, when none) would get with its
+/// anchor in `from..=to`, exactly as [`generate`] would plan them, without writing
+/// anything: (family, its planned visits). For forecasts such as the festival surge.
+pub async fn forecast(
+    db: &DatabaseConnection,
+    opts: &GenerateOptions,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<(Uuid, Vec<PlannedVisit>)>, DbErr> {
+    let batch = opts.batch.max(1);
+    let region = opts.region_path.as_deref();
+    let mut cache = RulesCache::new(opts.festivals.clone());
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let rows = load_families(db, after, batch, region, None, None).await?;
+        let full = rows.len() == batch;
+        after = rows.last().map(|r| r.id);
+        if rows.is_empty() {
+            break;
+        }
+        let loaded = load_batch(
+            db,
+            rows,
+            region.is_some(),
+            from,
+            local_midnight(opts.tz, from),
+        )
+        .await?;
+        for family in &loaded.families {
+            let rules = cache.rules(family);
+            let plan = plan_family(&family.input, rules, from, to, opts.tz);
+            out.push((family.input.id, plan.visits));
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// The start of local day `d` in UTC (the first existing local time where midnight is
 /// skipped), as the planner computes windows.
 fn local_midnight(tz: Tz, d: NaiveDate) -> DateTime<Utc> {

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod lease;
 pub mod plan;
 pub mod rules;
+pub mod surge;
 
 pub use calendar::{
     CalendarError, CalendarKind, Festival, LunarDate, MAX_YEAR, MIN_YEAR, birthday_in_year,

@@ -48,6 +48,8 @@ impl AppState {
         config.notify.check()?;
         config.reminders.check()?;
         config.health.check()?;
+        config.help.check()?;
+        config.surge.spec().map_err(anyhow::Error::msg)?;
         if !config.wechat.appid.is_empty() && config.notify.templates.is_empty() {
             tracing::warn!(
                 "no notify.templates configured: notifications reach people through the inbox only"
@@ -136,10 +138,13 @@ impl Application {
         } else {
             None
         };
+        // Emergency help needs neither the jobs nor Redis: every API instance watches it.
+        let help = crate::notify::emergency::Watch::start(self.state.clone());
         let routes = routes(self.state);
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, signal, Some(Duration::from_secs(10)))
             .await;
+        help.stop();
         if let Some(jobs) = jobs {
             jobs.shutdown().await;
         }

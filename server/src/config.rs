@@ -52,6 +52,12 @@ pub struct Config {
     pub gifts: crate::oversight::GiftsConfig,
     /// Proposing holders for visits nobody claimed (`[assign]`).
     pub assign: crate::assignments::AssignConfig,
+    /// Emergency help: escalation (`[help]`).
+    pub help: crate::notify::emergency::HelpConfig,
+    /// What a wish on the wall may say (`[wishes]`).
+    pub wishes: crate::content_check::WishesConfig,
+    /// The festival surge warning (`[surge]`).
+    pub surge: scheduler::surge::SurgeConfig,
 }
 
 /// How volunteers take and do visits.
@@ -141,6 +147,9 @@ impl Default for Config {
             health: Default::default(),
             gifts: Default::default(),
             assign: Default::default(),
+            help: Default::default(),
+            wishes: Default::default(),
+            surge: Default::default(),
         }
     }
 }

@@ -150,6 +150,33 @@ pub fn assign_specs(config: &crate::assignments::AssignConfig, tz: chrono_tz::Tz
     )]
 }
 
+/// The festival surge warning (`surge.cron`), when `surge.enabled`.
+pub fn surge_specs(state: &AppState) -> Vec<JobSpec> {
+    let c = state.config.surge.clone();
+    if !c.enabled {
+        return Vec::new();
+    }
+    let (tz, festivals) = (state.tz, state.festivals.clone());
+    vec![JobSpec::new(
+        "surge",
+        c.cron.clone(),
+        Period::Daily,
+        move |ctx| {
+            let (c, festivals) = (c.clone(), festivals.clone());
+            async move {
+                let now = Utc::now();
+                let today = now.with_timezone(&tz).date_naive();
+                let mut opts = GenerateOptions::new(today, tz);
+                opts.festivals = festivals;
+                let n = crate::notify::produce::surge_warnings(&ctx.db, &opts, &c, today, now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(json!({ "warnings": n }))
+            }
+        },
+    )]
+}
+
 /// The jobs running in this instance.
 pub struct Running {
     cron: JobsHandle,
@@ -195,6 +222,7 @@ async fn start_cron(state: &AppState) -> anyhow::Result<JobsHandle> {
     );
     jobs.extend(reminder_specs(&state.config.reminders, state.tz));
     jobs.extend(assign_specs(&state.config.assign, state.tz));
+    jobs.extend(surge_specs(state));
     scheduler::jobs::start(state.db.clone(), Arc::new(lease), state.tz, jobs, holder).await
 }
 

@@ -16,6 +16,7 @@ use server::{
 pub use reqwest;
 pub use serde_json;
 
+pub mod community;
 pub mod oversight;
 pub mod visits;
 
@@ -321,6 +322,8 @@ pub mod people {
     pub const WEST_COUNTY: &str = "13800000012";
     /// Coordinator of 桃源镇 (first township of 东城县).
     pub const TAOYUAN: &str = "13800000021";
+    /// Coordinator of 杨柳村 (first village of 桃源镇).
+    pub const YANGLIU: &str = "13800000200";
     /// Cadre of 桃源镇.
     pub const TAOYUAN_CADRE: &str = "13800000100";
     /// An approved volunteer.

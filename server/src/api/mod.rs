@@ -22,12 +22,15 @@ pub mod assignments;
 pub mod auth;
 pub mod calendar_feed;
 pub mod care_rules;
+pub mod community;
 pub mod coverage;
+pub mod events;
 pub mod families;
 pub mod filings;
 pub mod gifts;
 pub mod health;
 pub mod health_readings;
+pub mod help;
 pub mod inbox;
 pub mod notifications;
 pub mod pairings;
@@ -37,9 +40,11 @@ pub mod register;
 pub mod reports;
 pub mod sms;
 pub mod staff;
+pub mod surge;
 pub mod teams;
 pub mod visits;
 pub mod volunteers;
+pub mod wishes;
 pub mod workload;
 
 pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
@@ -69,7 +74,12 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<impl OpenApi, ()> {
                 filings::Api(state.clone()),
                 health_readings::Api(state.clone()),
                 gifts::Api(state.clone()),
-                assignments::Api(state),
+                assignments::Api(state.clone()),
+                // Events, wishes, help, the festival surge.
+                help::Api(state.clone()),
+                events::Api(state.clone()),
+                wishes::Api(state.clone()),
+                surge::Api(state),
             ),
         ),
         "暖心 nuanxin",
@@ -105,6 +115,12 @@ pub enum Tag {
     Inbox,
     /// 分配：未被认领的走访的分配建议、应用与自动应用、志愿者接受或婉拒、请假与离队
     Assignments,
+    /// 紧急求助：一键求助、即时通知、响应与升级
+    Help,
+    /// 心愿墙：家庭发布心愿、协会回复（公开或私下）、指派与完成、首次回复用时
+    Wishes,
+    /// 活动：集体庆生、节日联欢、培训；邀请家庭、志愿者报名、出席记录
+    Events,
 }
 
 /// One page of a list.

@@ -802,9 +802,15 @@ async fn create_wishes(
         family_id: Set(family_id),
         posted_by: Set(Some(by)),
         content: Set(n.clone()),
-        status: Set("open".into()),
+        status: Set(wish::OPEN.into()),
         resolved_at: Set(None),
         created_at: Set(now),
+        kind: Set("other".into()),
+        public: Set(false),
+        assignee_id: Set(None),
+        assigned_at: Set(None),
+        first_answered_at: Set(None),
+        done_note: Set(None),
     });
     wish::Entity::insert_many(rows)
         .exec_without_returning(txn)

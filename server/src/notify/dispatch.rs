@@ -444,7 +444,7 @@ fn dropped_because(
 }
 
 /// The message as WeChat would carry it, or why it cannot.
-fn wechat_message(
+pub(crate) fn wechat_message(
     config: &NotifyConfig,
     person: &app_user::Model,
     m: &notification::Model,

@@ -7,6 +7,7 @@
 //! - `ledger`: the one-time subscription grants each person gave, per WeChat template.
 //! - `sms`: the SMS provider and the per-number limits.
 //! - `timing`: quiet hours, the daily cap and its digest, reminders too late, sensitive days.
+//! - `emergency`: help requests' alerts, sent by the request itself, and their escalation.
 //! - `dispatch`: the job that takes due messages in batches and sends them, down the
 //!   chain WeChat → SMS → a phone call by the family's cadre, the inbox always.
 
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 pub mod dispatch;
+pub mod emergency;
 pub mod ledger;
 pub mod policy;
 pub mod produce;

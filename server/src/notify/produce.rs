@@ -231,6 +231,11 @@ impl Coordinators {
         ))
     }
 
+    /// Every (coordinator, region path of their grant).
+    pub fn grants(&self) -> &[(Uuid, String)] {
+        &self.0
+    }
+
     /// The coordinators whose region subtree holds the region at `path`.
     pub fn of(&self, path: &str) -> Vec<Uuid> {
         let mut out: Vec<Uuid> = self
@@ -611,38 +616,88 @@ pub async fn wish_answered(
     queue(db, msgs, answer.created_at).await
 }
 
-/// A help request came in: the family is told it was received, the coordinators are
-/// alerted at once, marked `"emergency": true` so that quiet hours and caps do not hold
-/// it back. Every help request is an emergency (应急援助); call where one is written (no
-/// API writes them yet).
+/// A help request came in: the family is told it was received, and its first responders
+/// are alerted at once, marked `"emergency": true` so that quiet hours and caps do not
+/// hold it back (see [`super::emergency`] for who they are and how the alerts are sent
+/// without waiting for the dispatcher). Returns the alerts to send now; `claim` is how
+/// long they are ours before a dispatcher may take them.
 pub async fn help_requested(
     db: &impl ConnectionTrait,
     tz: Tz,
     h: &help_request::Model,
+    claim: Duration,
+) -> Result<Vec<Uuid>, DbErr> {
+    super::emergency::queue_alerts(db, h, 0, h.created_at, claim, tz).await
+}
+
+/// The festival surge warning (daily job): when the next season is `surge.warn_weeks` or
+/// less away, every township whose volunteers will not cover it is told to the
+/// coordinators over it, once per township, season and coordinator. Returns the warnings
+/// queued.
+pub async fn surge_warnings(
+    db: &DatabaseConnection,
+    opts: &scheduler::generate::GenerateOptions,
+    c: &scheduler::surge::SurgeConfig,
+    today: chrono::NaiveDate,
+    now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    let now = h.created_at;
-    let date = day_of(now, tz);
-    let mut msgs: Vec<Msg> = family_accounts(db, h.family_id)
+    use scheduler::surge;
+    let spec = c.spec().map_err(DbErr::Custom)?;
+    let Some(season) = surge::next_season(spec, today) else {
+        return Ok(0);
+    };
+    if !surge::warn_now(&season, today, c.warn_weeks) {
+        return Ok(0);
+    }
+    let loads = surge::demand(db, opts, "", &season).await?;
+    let short: Vec<surge::Forecast> = surge::assess(&loads, season.days())
+        .into_iter()
+        .filter(|f| f.shortfall > 0)
+        .collect();
+    let ids: Vec<Uuid> = short.iter().filter_map(|f| last_id(&f.path)).collect();
+    let names: HashMap<Uuid, String> = region::Entity::find()
+        .select_only()
+        .columns([region::Column::Id, region::Column::Name])
+        .filter(region::Column::Id.is_in(ids))
+        .into_tuple::<(Uuid, String)>()
+        .all(db)
         .await?
         .into_iter()
-        .map(|to| Msg {
-            to,
-            template: remind::HELP_RECEIVED,
-            payload: json!({"help_id": h.id, "date": date, "emergency": true}),
-            key: key(remind::HELP_RECEIVED, h.id, to, "once"),
-            at: now,
-        })
         .collect();
-    for to in coordinators_of(db, h.family_id).await? {
-        msgs.push(Msg {
-            to,
-            template: remind::HELP_EMERGENCY,
-            payload: json!({"help_id": h.id, "date": date, "emergency": true}),
-            key: key(remind::HELP_EMERGENCY, h.id, to, "once"),
-            at: now,
+    let coordinators = Coordinators::load(db).await?;
+    let mut msgs = Vec::new();
+    for f in short {
+        let Some(id) = last_id(&f.path) else { continue };
+        let payload = json!({
+            "region_id": id,
+            "region": names.get(&id).cloned().unwrap_or_default(),
+            "required": f.required,
+            "capacity": f.capacity,
+            "shortfall": f.shortfall,
+            "season": season.year,
+            "date": season.start.to_string(),
         });
+        for to in coordinators.of(&f.path) {
+            msgs.push(Msg {
+                to,
+                template: super::templates::SURGE_WARNING,
+                payload: payload.clone(),
+                key: key(
+                    super::templates::SURGE_WARNING,
+                    format!("{id}:{}", season.year),
+                    to,
+                    "once",
+                ),
+                at: now,
+            });
+        }
     }
     queue(db, msgs, now).await
+}
+
+/// The region a path ends with.
+pub fn last_id(path: &str) -> Option<Uuid> {
+    path.split('/').rfind(|s| !s.is_empty())?.parse().ok()
 }
 
 // ---------------------------------------------------------------------------------------

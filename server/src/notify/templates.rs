@@ -27,9 +27,11 @@ pub const DIGEST: &str = "digest";
 pub const FESTIVAL_GREETING: &str = "festival_greeting";
 pub const BIRTHDAY_GREETING: &str = "birthday_greeting";
 pub const EVENT_INVITATION: &str = "event_invitation";
+/// Coordinators: a township's volunteers will not cover the festival season.
+pub const SURGE_WARNING: &str = "surge_warning";
 
 /// The templates messages are queued with.
-pub const KNOWN: [&str; 25] = [
+pub const KNOWN: [&str; 26] = [
     TEMPLATE_VISIT_CANCELLED,
     TEMPLATE_CLAIM_RELEASED,
     TEMPLATE_VISIT_ASSIGNED,
@@ -56,6 +58,7 @@ pub const KNOWN: [&str; 25] = [
     FESTIVAL_GREETING,
     BIRTHDAY_GREETING,
     EVENT_INVITATION,
+    SURGE_WARNING,
 ];
 
 /// How a message speaks: as usual, or gently, on a bereaved family's sensitive day.
@@ -189,6 +192,25 @@ fn render_usual(template: &str, payload: &Value, queued_on: NaiveDate) -> Messag
             "活动邀请",
             "详情请在小程序中查看",
             "诚邀参加",
+        ),
+        SURGE_WARNING => (
+            "节日走访人手预警",
+            format!(
+                "{}：{day}起的春节慰问季预计需走访{}人次，志愿者可承担约{}人次，缺口{}人次。请提前招募或调配志愿者。",
+                payload
+                    .get("region")
+                    .and_then(Value::as_str)
+                    .unwrap_or("您负责的地区"),
+                payload.get("required").and_then(Value::as_u64).unwrap_or(0),
+                payload.get("capacity").and_then(Value::as_u64).unwrap_or(0),
+                payload
+                    .get("shortfall")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            ),
+            "节日人手预警",
+            "志愿者人手不足，请提前安排",
+            "待安排",
         ),
         _ => (
             "暖心通知",

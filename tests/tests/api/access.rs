@@ -41,6 +41,10 @@ enum Rule {
     /// One of my own messages: the demo volunteer's ("own"); another person's message
     /// ("other") and anyone else answer 404, as if it did not exist.
     Recipient,
+    /// A help request: the coordinators over the family (and administrators) and the
+    /// people alerted to it; anyone else 404, as if it did not exist. Nobody in the matrix
+    /// was alerted to the requests it uses.
+    Responder,
 }
 
 /// Ids on each side: "own" is inside 东城县, "other" inside 西山县.
@@ -70,6 +74,11 @@ struct Ids {
     /// A 慰问金 budget of each township, and a gift out of it to the side's family.
     budget: [String; 2],
     gift: [String; 2],
+    /// An event of each township (the matrix family is invited to the "own" one).
+    event: [String; 2],
+    /// A wish and a help request of each family.
+    wish: [String; 2],
+    help: [String; 2],
 }
 
 impl Ids {
@@ -727,6 +736,250 @@ fn cases() -> Vec<Case> {
                 )
             },
         },
+        // Events.
+        Case {
+            method: "POST",
+            spec_path: "/events",
+            rule: m422,
+            call: |i, s| {
+                let start = chrono::Utc::now() + chrono::Duration::days(5);
+                (
+                    "/api/events".into(),
+                    Some(
+                        json!({"region_id": i.pick(&i.township, s), "kind": "training",
+                                "title": "培训", "location": "文化站", "starts_at": start,
+                                "ends_at": start + chrono::Duration::hours(1), "capacity": 5}),
+                    ),
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/events",
+            rule: Manager { other: 0 },
+            call: |_, _| ("/api/events".into(), None),
+        },
+        Case {
+            method: "GET",
+            spec_path: "/events/birthday-families",
+            rule: Manager { other: 0 },
+            call: |_, _| {
+                (
+                    "/api/events/birthday-families?year=2026&month=2".into(),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/events/{id}",
+            rule: m404,
+            call: |i, s| (format!("/api/events/{}", i.pick(&i.event, s)), None),
+        },
+        Case {
+            method: "POST",
+            spec_path: "/events/{id}/invitations",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/events/{}/invitations", i.pick(&i.event, s)),
+                    Some(json!({"family_ids": [i.pick(&i.family, s)]})),
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/events/{id}/invitations",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/events/{}/invitations", i.pick(&i.event, s)),
+                    None,
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/events/{id}/attendance",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/events/{}/attendance", i.pick(&i.event, s)),
+                    Some(
+                        json!({"families": [{"family_id": i.pick(&i.family, s), "attended": true}]}),
+                    ),
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/volunteer/events",
+            rule: Volunteer { other: 0 },
+            call: |_, _| ("/api/volunteer/events".into(), None),
+        },
+        Case {
+            method: "POST",
+            spec_path: "/events/{id}/signup",
+            rule: Volunteer { other: 404 },
+            call: |i, s| {
+                (
+                    format!("/api/events/{}/signup", i.pick(&i.event, s)),
+                    Some(json!({})),
+                )
+            },
+        },
+        Case {
+            method: "DELETE",
+            spec_path: "/events/{id}/signup",
+            rule: Volunteer { other: 404 },
+            call: |i, s| (format!("/api/events/{}/signup", i.pick(&i.event, s)), None),
+        },
+        Case {
+            method: "GET",
+            spec_path: "/family/events",
+            rule: FamilyMember { other: 0 },
+            call: |_, _| ("/api/family/events".into(), None),
+        },
+        Case {
+            method: "POST",
+            spec_path: "/family/events/{id}/reply",
+            rule: FamilyMember { other: 404 },
+            call: |i, s| {
+                (
+                    format!("/api/family/events/{}/reply", i.pick(&i.event, s)),
+                    Some(json!({"accept": true})),
+                )
+            },
+        },
+        // The wish wall.
+        Case {
+            method: "POST",
+            spec_path: "/family/wishes",
+            rule: FamilyMember { other: 0 },
+            call: |_, _| {
+                (
+                    "/api/family/wishes".into(),
+                    Some(json!({"content": "想学用智能手机"})),
+                )
+            },
+        },
+        Case {
+            method: "GET",
+            spec_path: "/family/wishes",
+            rule: FamilyMember { other: 0 },
+            call: |_, _| ("/api/family/wishes".into(), None),
+        },
+        Case {
+            method: "GET",
+            spec_path: "/wishes/wall",
+            rule: LoggedIn,
+            call: |_, _| ("/api/wishes/wall".into(), None),
+        },
+        Case {
+            method: "GET",
+            spec_path: "/wishes",
+            rule: Manager { other: 0 },
+            call: |_, _| ("/api/wishes".into(), None),
+        },
+        Case {
+            method: "GET",
+            spec_path: "/wishes/stats",
+            rule: Manager { other: 0 },
+            call: |_, _| ("/api/wishes/stats".into(), None),
+        },
+        Case {
+            method: "GET",
+            spec_path: "/wishes/{id}",
+            rule: m404,
+            call: |i, s| (format!("/api/wishes/{}", i.pick(&i.wish, s)), None),
+        },
+        Case {
+            method: "POST",
+            spec_path: "/wishes/{id}/answers",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/wishes/{}/answers", i.pick(&i.wish, s)),
+                    Some(json!({"content": "收到，我们来安排。", "public": true})),
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/wishes/{id}/assign",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/wishes/{}/assign", i.pick(&i.wish, s)),
+                    Some(json!({"user_id": i.pick(&i.cadre, s)})),
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/wishes/{id}/done",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/wishes/{}/done", i.pick(&i.wish, s)),
+                    Some(json!({})),
+                )
+            },
+        },
+        // Emergency help.
+        Case {
+            method: "POST",
+            spec_path: "/family/help",
+            rule: FamilyMember { other: 0 },
+            call: |_, _| ("/api/family/help".into(), Some(json!({}))),
+        },
+        Case {
+            method: "GET",
+            spec_path: "/family/help",
+            rule: FamilyMember { other: 0 },
+            call: |_, _| ("/api/family/help".into(), None),
+        },
+        Case {
+            method: "GET",
+            spec_path: "/help",
+            rule: Manager { other: 0 },
+            call: |_, _| ("/api/help".into(), None),
+        },
+        Case {
+            method: "GET",
+            spec_path: "/help/{id}",
+            rule: Responder,
+            call: |i, s| (format!("/api/help/{}", i.pick(&i.help, s)), None),
+        },
+        Case {
+            method: "POST",
+            spec_path: "/help/{id}/ack",
+            rule: Responder,
+            call: |i, s| {
+                (
+                    format!("/api/help/{}/ack", i.pick(&i.help, s)),
+                    Some(json!({})),
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/help/{id}/resolve",
+            rule: Responder,
+            call: |i, s| {
+                (
+                    format!("/api/help/{}/resolve", i.pick(&i.help, s)),
+                    Some(json!({"resolution": "已上门查看"})),
+                )
+            },
+        },
+        // The festival surge.
+        Case {
+            method: "GET",
+            spec_path: "/surge",
+            rule: Manager { other: 0 },
+            call: |_, _| ("/api/surge".into(), None),
+        },
         Case {
             method: "GET",
             spec_path: "/me/hours",
@@ -1103,6 +1356,86 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// An event of each township (the "own" family invited), a wish and a help request of each
+/// family.
+async fn community(
+    app: &TestApp,
+    admin: &str,
+    township: &[String; 2],
+    family: &[String; 2],
+) -> ([String; 2], [String; 2], [String; 2]) {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let mut event = [String::new(), String::new()];
+    let mut wish = [String::new(), String::new()];
+    let mut help = [String::new(), String::new()];
+    let start = chrono::Utc::now() + chrono::Duration::days(10);
+    for k in 0..2 {
+        event[k] = app
+            .post(
+                "/api/events",
+                Some(admin),
+                json!({"region_id": township[k], "kind": "festival", "title": "重阳联欢",
+                       "location": "文化站", "starts_at": start,
+                       "ends_at": start + chrono::Duration::hours(2), "capacity": 10,
+                       "volunteer_slots": 5}),
+            )
+            .await
+            .ok()["id"]
+            .as_str()
+            .unwrap()
+            .into();
+        let fam: uuid::Uuid = family[k].parse().unwrap();
+        let now = chrono::Utc::now();
+        let w = entity::wish::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            family_id: Set(fam),
+            posted_by: Set(None),
+            content: Set("想要一台收音机".into()),
+            status: Set("open".into()),
+            resolved_at: Set(None),
+            created_at: Set(now),
+            kind: Set("other".into()),
+            public: Set(true),
+            assignee_id: Set(None),
+            assigned_at: Set(None),
+            first_answered_at: Set(None),
+            done_note: Set(None),
+        }
+        .insert(&app.state.db)
+        .await
+        .unwrap();
+        wish[k] = w.id.to_string();
+        let h = entity::help_request::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            family_id: Set(fam),
+            requester_id: Set(None),
+            kind: Set("general".into()),
+            message: Set(String::new()),
+            status: Set("open".into()),
+            acknowledged_at: Set(None),
+            acknowledged_by: Set(None),
+            resolved_at: Set(None),
+            created_at: Set(now),
+            escalation_level: Set(0),
+            escalated_at: Set(None),
+            resolved_by: Set(None),
+            resolution: Set(None),
+        }
+        .insert(&app.state.db)
+        .await
+        .unwrap();
+        help[k] = h.id.to_string();
+    }
+    app.post(
+        &format!("/api/events/{}/invitations", event[0]),
+        Some(admin),
+        json!({"family_ids": [family[0]]}),
+    )
+    .await
+    .ok();
+    (event, wish, help)
+}
+
 async fn first_id(app: &TestApp, token: &str, path: &str) -> String {
     app.get(path, Some(token)).await.ok()["items"][0]["id"]
         .as_str()
@@ -1461,9 +1794,13 @@ async fn ids(app: &TestApp) -> Ids {
         volunteer_in(app, "东城县", entity::VolunteerStatus::Approved).await,
         volunteer_in(app, "西山县", entity::VolunteerStatus::Approved).await,
     ];
+    let (event, wish, help) = community(app, &admin, &township, &family).await;
     Ids {
         budget,
         gift,
+        event,
+        wish,
+        help,
         dead: dead_letters(app, &volunteer).await,
         message: messages(app).await,
         proposal: proposals(
@@ -1756,6 +2093,44 @@ async fn every_endpoint_answers_every_role_as_the_rules_say() {
                             r.body
                         );
                     }
+                }
+            }
+            Rule::Responder => {
+                let r = call(&app, &case, &ids, Side::Own, None).await;
+                assert_eq!(r.status.as_u16(), 401, "{what} anonymous: {}", r.body);
+                for (role, token) in denied_roles {
+                    for side in [Side::Own, Side::Other] {
+                        let r = call(&app, &case, &ids, side, Some(token)).await;
+                        assert_eq!(
+                            r.status.as_u16(),
+                            404,
+                            "{what} as {role} ({side:?}): {}",
+                            r.body
+                        );
+                    }
+                }
+                let r = call(&app, &case, &ids, Side::Own, Some(&coordinator)).await;
+                assert!(
+                    r.status.is_success() || r.status == 409,
+                    "{what} as coordinator in own region: {} {}",
+                    r.status,
+                    r.body
+                );
+                let r = call(&app, &case, &ids, Side::Other, Some(&coordinator)).await;
+                assert_eq!(
+                    r.status.as_u16(),
+                    404,
+                    "{what} in another region: {}",
+                    r.body
+                );
+                for side in [Side::Own, Side::Other] {
+                    let r = call(&app, &case, &ids, side, Some(&admin)).await;
+                    assert!(
+                        r.status.is_success() || r.status == 409,
+                        "{what} as admin ({side:?}): {} {}",
+                        r.status,
+                        r.body
+                    );
                 }
             }
             Rule::Recipient => {

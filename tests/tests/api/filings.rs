@@ -56,6 +56,11 @@ async fn event_at(app: &TestApp, village: &str, starts: chrono::DateTime<Utc>) {
         capacity: Set(30),
         created_by: Set(app.user_id(people::TAOYUAN).await),
         created_at: Set(Utc::now()),
+        volunteer_slots: Set(0),
+        volunteers_count: Set(0),
+        accepted_count: Set(0),
+        status: Set(event::PLANNED.into()),
+        birthday_month: Set(None),
     }
     .insert(&app.state.db)
     .await
@@ -163,6 +168,7 @@ async fn every_figure_of_the_report_comes_from_the_records_beneath_it() {
         author_id: Set(app.user_id(people::TAOYUAN).await),
         content: Set("已联系电力所".into()),
         created_at: Set(Utc::now()),
+        public: Set(false),
     }
     .insert(db)
     .await
