@@ -35,8 +35,9 @@ use entity::{
 };
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait,
     sea_query::{Expr, Func, LockBehavior, LockType, OnConflict, Order, Query},
 };
 use serde::Serialize;
@@ -716,10 +717,7 @@ async fn try_wechat(
                 *n -= 1;
             }
             trail.step(channel::WECHAT, "sent");
-            let txn = db.begin().await?;
-            finish_sent(&txn, m, channel::WECHAT, None, trail, now).await?;
-            ledger::spend(&txn, m.recipient_id, &send.template_id).await?;
-            txn.commit().await?;
+            sent_on_wechat(db, m, &send.template_id, trail, now).await?;
             Ok(Tried::Reached)
         }
         Err(e) => match policy::classify(&e) {
@@ -1088,6 +1086,56 @@ async fn finish_sent(
         .exec(db)
         .await?;
     check_fence(m, done.rows_affected);
+    Ok(())
+}
+
+/// WeChat accepted: the row is marked sent and the grant spent together, right away (a
+/// crash before this repeats the send). On PostgreSQL one statement, atomic on its own and
+/// one round trip; elsewhere one short transaction.
+async fn sent_on_wechat(
+    db: &DatabaseConnection,
+    m: &notification::Model,
+    template_id: &str,
+    trail: &Trail,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        let txn = db.begin().await?;
+        finish_sent(&txn, m, channel::WECHAT, None, trail, now).await?;
+        ledger::spend(&txn, m.recipient_id, template_id).await?;
+        return txn.commit().await;
+    }
+    const SQL: &str = "WITH sent AS (
+            UPDATE notification
+            SET status = $1, channel = $2, sent_at = $3, last_error = NULL, trail = $4
+            WHERE id = $5 AND status = $6 AND attempts = $7
+            RETURNING recipient_id),
+        spent AS (
+            UPDATE subscription_quota SET balance = balance - 1, updated_at = $3
+            WHERE user_id IN (SELECT recipient_id FROM sent) AND template_id = $8 AND balance > 0
+            RETURNING 1)
+        SELECT (SELECT count(*) FROM sent) AS sent, (SELECT count(*) FROM spent) AS spent";
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            SQL,
+            [
+                notification::SENT.into(),
+                channel::WECHAT.into(),
+                now.into(),
+                trail.value().into(),
+                m.id.into(),
+                notification::SENDING.into(),
+                m.attempts.into(),
+                template_id.into(),
+            ],
+        ))
+        .await?;
+    let sent: i64 = match row {
+        Some(r) => r.try_get("", "sent")?,
+        None => 0,
+    };
+    check_fence(m, sent as u64);
     Ok(())
 }
 
