@@ -397,6 +397,8 @@ pub struct Figures {
     pub volunteers: u64,
     pub service_minutes: i64,
     pub events_held: u64,
+    /// Families and volunteers recorded as present at those events.
+    pub event_attendance: u64,
     pub wishes_received: u64,
     pub wishes_answered: u64,
 }

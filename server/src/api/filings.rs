@@ -9,8 +9,8 @@ use std::{collections::HashMap, sync::Arc};
 
 use chrono::{NaiveDate, Utc};
 use entity::{
-    event, service_hours, visit_checkin, visit_record, visit_task, visit_task::status, wish,
-    wish_answer,
+    event, event_invitation, event_signup, service_hours, visit_checkin, visit_record, visit_task,
+    visit_task::status, wish, wish_answer,
 };
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
@@ -19,6 +19,7 @@ use poem_openapi::{
 };
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    QueryTrait,
     sea_query::{Query as SqlQuery, SelectStatement},
 };
 use serde_json::json;
@@ -72,7 +73,7 @@ pub struct Filing {
     pub service_hours: f64,
     /// Events (activities) of the region that started in the period.
     pub events_held: u64,
-    /// People who attended them; absent until events record attendance.
+    /// Attendances recorded at them: families who came and volunteers who came.
     pub event_attendance: Option<u64>,
     /// Wishes posted in the period by families of the region.
     pub wishes_received: u64,
@@ -291,13 +292,25 @@ pub async fn compute(
         .all(db)
         .await?;
     f.service_minutes = minutes.into_iter().map(i64::from).sum();
-    f.events_held = event::Entity::find()
+    let held = event::Entity::find()
         .filter(in_scope(scope, event::Column::RegionId))
         .filter(event::Column::StartsAt.gte(p.start))
         .filter(event::Column::StartsAt.lt(p.end))
-        .filter(event::Column::StartsAt.lte(Utc::now()))
+        .filter(event::Column::StartsAt.lte(Utc::now()));
+    f.events_held = held.clone().count(db).await?;
+    let held_ids = held.select_only().column(event::Column::Id).into_query();
+    // Attendance as recorded at the events: the families who came, and the volunteers.
+    let families_came = event_invitation::Entity::find()
+        .filter(event_invitation::Column::EventId.in_subquery(held_ids.clone()))
+        .filter(event_invitation::Column::Attended.eq(true))
         .count(db)
         .await?;
+    let volunteers_came = event_signup::Entity::find()
+        .filter(event_signup::Column::EventId.in_subquery(held_ids))
+        .filter(event_signup::Column::Attended.eq(true))
+        .count(db)
+        .await?;
+    f.event_attendance = families_came + volunteers_came;
     let wishes = wish::Entity::find()
         .filter(wish::Column::FamilyId.in_subquery(families_of(scope)))
         .filter(wish::Column::CreatedAt.gte(p.start))
@@ -353,8 +366,7 @@ impl Api {
             service_minutes: f.service_minutes,
             service_hours: report::hours(f.service_minutes),
             events_held: f.events_held,
-            // Attendance comes with the events' sign-ins.
-            event_attendance: None,
+            event_attendance: Some(f.event_attendance),
             wishes_received: f.wishes_received,
             wishes_answered: f.wishes_answered,
         })

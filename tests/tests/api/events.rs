@@ -338,6 +338,25 @@ async fn volunteers_sign_up_once_while_places_last_and_attendance_is_recorded_af
         .ok();
     assert_eq!(list["items"][0]["attended"], true);
     assert_eq!(app.audit_count("record_attendance").await, 1);
+    // The township's filed report counts the event and the two who came.
+    let tz = chrono_tz::Asia::Shanghai;
+    let (from, to) = (
+        (Utc::now() - Duration::days(1)).with_timezone(&tz).date_naive(),
+        Utc::now().with_timezone(&tz).date_naive(),
+    );
+    let township = app.region("桃源镇").await;
+    let filed = app
+        .get(
+            &format!("/api/filings?region_id={township}&from={from}&to={to}"),
+            Some(&coordinator),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (filed["events_held"].clone(), filed["event_attendance"].clone()),
+        (json!(1), json!(2)),
+        "{filed}"
+    );
     // Too late to sign up or reply now.
     app.post(
         &format!("/api/events/{id}/signup"),
