@@ -193,10 +193,27 @@ test('a volunteer finds a visit, claims it, checks in, checks out and reports; t
   assert.match(await visit.locator('.visitors').innerText(), new RegExp(me.name[0] + '\\*'));
   assert.doesNotMatch(await visit.innerText(), new RegExp(me.name));
   await shot(family, '07-family-who-is-coming');
+  // A fall: one tap tells the association's people; the page says who was told.
   await family.getByRole('button', { name: '我需要帮助' }).click();
-  await family.locator('#help-info').waitFor();
+  await family.locator('#help-info [data-kind=fall]').click();
+  await family.locator('#help-send').click();
+  await family.locator('#help-done').waitFor();
+  const alerts = await api(sys.base, 'GET', '/api/help', await devToken(sys.base, COORDINATOR));
+  assert.equal(alerts.total, 1, 'the county coordinator sees the help request');
   await family.getByRole('button', { name: '大字' }).click();
   await shot(family, '08-family-help-large-text');
+
+  // A wish, answered by the association.
+  await family.fill('#wish-text', '想请人帮忙修水管');
+  await family.locator('#wish-send').click();
+  const wish = family.locator('#my-wishes .card', { hasText: '修水管' });
+  await wish.waitFor();
+  const coordinator = await devToken(sys.base, COORDINATOR);
+  const [posted] = (await api(sys.base, 'GET', '/api/wishes', coordinator)).items;
+  await api(sys.base, 'POST', `/api/wishes/${posted.id}/answers`, coordinator, { content: '已联系村里的水电师傅，明天上门', public: false });
+  await family.reload();
+  await family.locator('#my-wishes .answer', { hasText: '水电师傅' }).waitFor();
+  await shot(family, '08b-family-wish-answered');
 
   // At the door: check in by position, check out.
   await page.locator('#go-do').click();

@@ -148,6 +148,9 @@ export function createApi({ transport, tokens, onLoggedOut }) {
     filing: (params) => call('GET', '/filings' + q(params)),
 
     // Families
+    pressHelp: (kind) => post('/family/help', { kind }),
+    myWishes: () => call('GET', '/family/wishes'),
+    postWish: (content, kind, isPublic) => post('/family/wishes', { content, kind, public: isPublic }),
     familyVisits: () => call('GET', '/family/visits'),
     familyCode: (id) => call('GET', '/family/visits/' + id + '/code'),
     confirm: (id, rating, comment) => post('/family/visits/' + id + '/confirm', { rating, comment }),
@@ -219,6 +222,24 @@ export const RISK_SIGNS = [
   ['alone_unattended', '独居无人照看'],
   ['health_declining', '身体明显变差'],
   ['suicidal_thoughts', '有轻生念头'],
+];
+
+/** What a family member can say when pressing help (all optional). */
+export const HELP_KINDS = [
+  ['fall', '摔倒了'],
+  ['illness', '身体不舒服'],
+  ['safety', '家里不安全'],
+  ['emotional', '心里难受'],
+  ['other', '别的事'],
+];
+
+/** What a wish is about. */
+export const WISH_KINDS = [
+  ['daily_life', '生活帮扶'],
+  ['health', '医疗健康'],
+  ['emotional', '精神慰藉'],
+  ['legal', '法律咨询'],
+  ['other', '其他'],
 ];
 
 /** The labels of the registration form's fields, to name the one the API refused. */

@@ -2,7 +2,7 @@
 // words, a "大字" and a "高对比" switch, and a help button at the top.
 import { api } from '../api.js';
 import { h, show, alertBox, busy } from '../ui.js';
-import { windowLabel, isoDate } from '../shared/core.js';
+import { windowLabel, isoDate, HELP_KINDS, WISH_KINDS } from '../shared/core.js';
 
 function setting(cls, label) {
   const on = document.documentElement.classList.contains(cls);
@@ -16,12 +16,70 @@ function setting(cls, label) {
   }, label);
 }
 
+/** Help: one tap tells the association's people at once; the emergency numbers too. */
 function helpPanel() {
-  // No help-request API yet: say plainly what to do now.
-  return h('div', { class: 'alert', role: 'alert', id: 'help-info' },
-    h('p', {}, '如遇紧急情况，请直接拨打：'),
-    h('p', {}, h('a', { class: 'button big', href: 'tel:120' }, '急救 120'), ' ', h('a', { class: 'button big', href: 'tel:110' }, '报警 110')),
-    h('p', {}, '在“暖心”里一键通知协会工作人员的功能即将开通。'));
+  const done = h('div');
+  let kind;
+  const kinds = h('div', { class: 'choices', role: 'group', 'aria-label': '什么事（可不选）' },
+    HELP_KINDS.map(([value, label]) => h('button', {
+      'aria-pressed': 'false', 'data-kind': value,
+      onclick: (e) => {
+        kind = value;
+        for (const b of kinds.children) b.setAttribute('aria-pressed', String(b === e.currentTarget));
+      },
+    }, label)));
+  const send = h('button', {
+    class: 'help big', id: 'help-send',
+    onclick: () => busy(send, async () => {
+      try {
+        const r = await api.pressHelp(kind);
+        done.replaceChildren(h('div', { class: 'done', role: 'status', id: 'help-done' }, r.message));
+      } catch (e) {
+        done.replaceChildren(alertBox(e.message + '。请直接拨打下面的电话。'));
+      }
+    }),
+  }, '通知协会工作人员');
+  return h('div', { class: 'alert', id: 'help-info' },
+    h('p', {}, '什么事？（可以不选）'), kinds, send, done,
+    h('p', {}, '情况紧急，请直接拨打：'),
+    h('p', {}, h('a', { class: 'button big', href: 'tel:120' }, '急救 120'), ' ', h('a', { class: 'button big', href: 'tel:110' }, '报警 110')));
+}
+
+const WISH_STATUS = { open: '等待回复', in_progress: '正在办', done: '已办好' };
+
+/** My wishes and their answers, and a short form for a new one. */
+async function wishes() {
+  const list = h('div', { id: 'my-wishes' });
+  const message = h('div');
+  const text = h('textarea', { id: 'wish-text', rows: 3, maxlength: 500, placeholder: '例如：想请人帮忙修水管' });
+  const kind = h('select', { id: 'wish-kind', 'aria-label': '心愿类别' },
+    WISH_KINDS.map(([value, label]) => h('option', { value }, label)));
+  const shown = h('input', { type: 'checkbox', id: 'wish-public' });
+  const send = h('button', {
+    class: 'primary big', id: 'wish-send',
+    onclick: () => busy(send, async () => {
+      try {
+        await api.postWish(text.value.trim(), kind.value, shown.checked);
+        text.value = '';
+        message.replaceChildren(h('div', { class: 'done' }, '收到了，协会工作人员会尽快回复您。'));
+        await load();
+      } catch (e) { message.replaceChildren(alertBox(e.message)); }
+    }),
+  }, '告诉协会');
+  async function load() {
+    const { items } = await api.myWishes();
+    list.replaceChildren(...items.map((w) => h('div', { class: 'card', 'data-wish': w.id },
+      h('div', { class: 'row' }, h('span', { class: 'tag' }, w.kind_label), h('span', { class: 'muted' }, WISH_STATUS[w.status] || '')),
+      h('p', {}, w.content),
+      w.answers.map((a) => h('p', { class: 'answer' }, '协会回复：', a.content)))));
+  }
+  load().catch((e) => list.replaceChildren(alertBox(e.message)));
+  return h('section', {},
+    h('h2', {}, '我的心愿'),
+    list,
+    h('label', { for: 'wish-text' }, '有什么需要，或者想说的话'), text, kind,
+    h('label', {}, shown, '可以不写名字，放到心愿墙上'),
+    message, send);
 }
 
 function who(v) {
@@ -126,6 +184,7 @@ export async function home() {
     h('h1', {}, '谁来看您'),
     list,
     messages,
+    await wishes(),
   );
   try {
     const { items: visits } = await api.familyVisits();
