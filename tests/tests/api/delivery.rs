@@ -294,7 +294,10 @@ async fn without_a_grant_a_consenting_family_gets_an_sms_and_another_a_call_from
     let family = app.token_for(&refused.phone).await;
     let theirs = app.get("/api/family/visits", Some(&family)).await.ok();
     assert!(theirs.to_string().contains(&v2.to_string()), "{theirs}");
-    assert!(!theirs.to_string().contains(&call.id.to_string()), "{theirs}");
+    assert!(
+        !theirs.to_string().contains(&call.id.to_string()),
+        "{theirs}"
+    );
 
     // Both messages are in the families' inboxes; nothing is sent twice.
     for id in [by_sms, by_call] {

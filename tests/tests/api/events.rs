@@ -341,7 +341,9 @@ async fn volunteers_sign_up_once_while_places_last_and_attendance_is_recorded_af
     // The township's filed report counts the event and the two who came.
     let tz = chrono_tz::Asia::Shanghai;
     let (from, to) = (
-        (Utc::now() - Duration::days(1)).with_timezone(&tz).date_naive(),
+        (Utc::now() - Duration::days(1))
+            .with_timezone(&tz)
+            .date_naive(),
         Utc::now().with_timezone(&tz).date_naive(),
     );
     let township = app.region("桃源镇").await;
@@ -353,7 +355,10 @@ async fn volunteers_sign_up_once_while_places_last_and_attendance_is_recorded_af
         .await
         .ok();
     assert_eq!(
-        (filed["events_held"].clone(), filed["event_attendance"].clone()),
+        (
+            filed["events_held"].clone(),
+            filed["event_attendance"].clone()
+        ),
         (json!(1), json!(2)),
         "{filed}"
     );
