@@ -298,6 +298,33 @@ test('a volunteer finds a visit, claims it, checks in, checks out and reports; t
   assert.notEqual(await page.locator('#unread').innerText(), before, 'the unread count went down');
 });
 
+test('a visit nobody took gets a proposed holder with the reason, and the coordinator applies it', async () => {
+  // A third visit of the fixture's family: open for claiming four days already, two days
+  // from now, and still nobody's.
+  const [third] = sql(sys.db, `SELECT lower(hex(id)) FROM visit_task WHERE family_id =
+    (SELECT family_id FROM visit_task WHERE id = ${blob(fx.now)}) ORDER BY window_start LIMIT 1 OFFSET 2`)
+    .split('\n').map((hex) => hex.replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5'));
+  const day = 24 * 3600e3;
+  sql(sys.db, `UPDATE visit_task SET assign_to_cadre = 0, assigned_cadre_id = NULL, channel = 'home_visit',
+    kind = 'checkin', kinds = '["checkin"]', volunteers_needed = 1, claims_count = 0, required_skills = '[]',
+    gentle = 0, status = 'open', window_start = '${stored(new Date(Date.now() + 2 * day))}',
+    window_end = '${stored(new Date(Date.now() + 3 * day))}', created_at = '${stored(new Date(Date.now() - 4 * day))}'
+    WHERE id = ${blob(third)}`);
+
+  const desk = await coordinatorPage();
+  await desk.goto(sys.base + '/app/#/c/proposals');
+  await desk.locator('#run-assignment').click();
+  const card = desk.locator(`#proposals [data-visit="${third}"]`);
+  await card.waitFor();
+  assert.match(await card.innerText(), /公里/, 'the proposal says why');
+  await shot(desk, '23-coordinator-proposals');
+  await card.getByRole('button', { name: '采纳' }).click();
+  await card.getByText('已采纳').waitFor();
+  const applied = await api(sys.base, 'GET', '/api/assignments/proposals?status=applied', await devToken(sys.base, CITY));
+  assert.ok(applied.items.some((p) => p.visit_id === third), 'the proposal is applied');
+  await desk.context().close();
+});
+
 /** The villages' route through the tiers: {county, township, village} ids of `name`. */
 async function areaOf(name) {
   const below = async (id) => (await api(sys.base, 'GET', '/api/volunteers/areas' + (id ? '?parent_id=' + id : ''))).items;

@@ -8,7 +8,7 @@ import * as family from './pages/family.js';
 import * as inbox from './pages/inbox.js';
 import * as coordinator from './pages/coordinator.js';
 
-const COORDINATOR_TABS = [['#/c/workload', '工作量'], ['#/c/coverage', '随访覆盖'], ['#/c/reports', '报表'], ['#/c/inbox', '消息']];
+const COORDINATOR_TABS = [['#/c/workload', '工作量'], ['#/c/proposals', '分配'], ['#/c/coverage', '随访覆盖'], ['#/c/reports', '报表'], ['#/c/inbox', '消息']];
 const VOLUNTEER_TABS = [['#/v/feed', '找走访'], ['#/v/mine', '我的走访'], ['#/v/hours', '志愿时长'], ['#/v/inbox', '消息']];
 
 const routes = [
@@ -21,6 +21,7 @@ const routes = [
   [/^#\/v\/hours$/, volunteer.hours, VOLUNTEER_TABS],
   [/^#\/v\/inbox$/, inbox.page, VOLUNTEER_TABS],
   [/^#\/c\/workload$/, coordinator.workload, COORDINATOR_TABS],
+  [/^#\/c\/proposals$/, coordinator.proposals, COORDINATOR_TABS],
   [/^#\/c\/coverage$/, coordinator.coverage, COORDINATOR_TABS],
   [/^#\/c\/reports$/, coordinator.reports, COORDINATOR_TABS],
   [/^#\/c\/inbox$/, inbox.page, COORDINATOR_TABS],

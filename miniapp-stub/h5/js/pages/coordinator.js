@@ -3,7 +3,7 @@
 // report the association files, as figures and as a file to download.
 import { api, download } from '../api.js';
 import { h, show, alertBox, busy, toast } from '../ui.js';
-import { percent, isoDate, monthStart } from '../shared/core.js';
+import { percent, isoDate, monthStart, kindLabel, windowLabel } from '../shared/core.js';
 
 /** A bar of `value` against `capacity`, red past it. */
 function bar(value, capacity) {
@@ -152,4 +152,78 @@ export async function reports() {
     }
   }
   await load();
+}
+
+/**
+ * Visits nobody took: the proposed holders with the reason for each, applied one by one or
+ * together; and the visits that were missed, to follow up.
+ */
+export async function proposals() {
+  const list = h('div', { id: 'proposals' });
+  const missed = h('div', { id: 'missed' });
+  const message = h('div');
+  const chosen = new Set();
+
+  const run = h('button', {
+    id: 'run-assignment',
+    onclick: () => busy(run, async () => {
+      try {
+        const r = await api.runAssignment();
+        message.replaceChildren(h('div', { class: 'done' }, '新的建议 ' + r.proposed + ' 条' +
+          (r.unfilled ? '；' + r.unfilled + ' 个名额没有合适的志愿者，需要您安排' : '') + '。'));
+        await load(1);
+      } catch (e) { message.replaceChildren(alertBox(e.message)); }
+    }),
+  }, '现在生成分配建议');
+  const applyChosen = h('button', {
+    class: 'primary', id: 'apply-chosen',
+    onclick: () => busy(applyChosen, async () => {
+      if (!chosen.size) return toast('请先勾选建议');
+      try {
+        await api.applyProposals([...chosen]);
+        toast('已采纳 ' + chosen.size + ' 条，志愿者会收到通知');
+        chosen.clear();
+        await load(1);
+      } catch (e) { message.replaceChildren(alertBox(e.message)); }
+    }),
+  }, '采纳所选');
+
+  function card(p) {
+    const box = h('input', { type: 'checkbox', 'aria-label': '选择',
+      onchange: () => (box.checked ? chosen.add(p.id) : chosen.delete(p.id)) });
+    const apply = h('button', {
+      class: 'primary',
+      onclick: () => busy(apply, async () => {
+        try {
+          await api.applyProposal(p.id);
+          chosen.delete(p.id);
+          apply.replaceWith(h('span', { class: 'tag' }, '已采纳，等志愿者确认'));
+          box.disabled = true;
+        } catch (e) { toast(e.message); }
+      }),
+    }, '采纳');
+    return h('div', { class: 'card', 'data-proposal': p.id, 'data-visit': p.visit_id },
+      h('div', { class: 'row' }, box, h('strong', {}, kindLabel(p.kind)), h('span', {}, p.village),
+        h('span', { class: 'muted' }, windowLabel(p.window_start, p.window_end))),
+      h('div', {}, '建议：', h('strong', {}, p.volunteer_name), '（', p.reason, '）'),
+      h('div', { class: 'row' }, apply));
+  }
+
+  async function load(page) {
+    const r = await api.proposals({ page, per_page: 20 });
+    list.replaceChildren(...(r.items.length ? r.items.map(card) : [h('p', { class: 'muted' }, '没有待采纳的建议。')]),
+      pager(r, load));
+  }
+
+  show(h('h1', {}, '分配建议'),
+    h('p', { class: 'muted' }, '志愿者认领期过后仍无人认领的走访，系统按“熟悉的人优先、负担均衡、路近”给出建议。'),
+    h('div', { class: 'row' }, run, applyChosen), message, list,
+    h('h2', {}, '本月错过的走访'), missed);
+  try { await load(1); } catch (e) { list.replaceChildren(alertBox(e.message)); }
+  try {
+    const m = await api.lapses({ kind: 'missed', per_page: 20 });
+    missed.replaceChildren(m.items.length
+      ? table(['家庭', '村（社区）', '类型', '时间'], m.items.map((v) => [v.head_name, v.village, v.kind_label, windowLabel(v.window_start, v.window_end)]))
+      : h('p', { class: 'muted' }, '本月没有错过的走访。'));
+  } catch (e) { missed.replaceChildren(alertBox(e.message)); }
 }

@@ -146,6 +146,11 @@ export function createApi({ transport, tokens, onLoggedOut }) {
     coverage: (params) => call('GET', '/coverage' + q(params)),
     notVisited: (params) => call('GET', '/coverage/not-visited' + q(params)),
     filing: (params) => call('GET', '/filings' + q(params)),
+    lapses: (params) => call('GET', '/coverage/lapses' + q(params)),
+    runAssignment: () => post('/assignments/run', {}),
+    proposals: (params) => call('GET', '/assignments/proposals' + q(params)),
+    applyProposal: (id) => post('/assignments/proposals/' + id + '/apply'),
+    applyProposals: (ids) => post('/assignments/proposals/apply', { ids }),
 
     // Families
     pressHelp: (kind) => post('/family/help', { kind }),
