@@ -12,6 +12,7 @@ mod m20261124_000006_visit_codes;
 mod m20261124_000007_calendar_link;
 mod m20261124_000008_outbox;
 mod m20261124_000009_delivery;
+mod m20261125_000013_visit_changes;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000007_calendar_link::Migration),
             Box::new(m20261124_000008_outbox::Migration),
             Box::new(m20261124_000009_delivery::Migration),
+            Box::new(m20261125_000013_visit_changes::Migration),
         ]
     }
 }

@@ -34,6 +34,9 @@ pub struct AppState {
     pub festivals: scheduler::rules::FestivalSet,
     /// Totals and pages of the family list (see `list_cache`).
     pub family_lists: crate::list_cache::ListCache<Vec<crate::api::families::FamilySummary>>,
+    /// The open visits volunteers can take, in memory (see `feed_index`); loaded and kept
+    /// fresh by the server.
+    pub feed: Arc<crate::feed_index::FeedIndex>,
 }
 
 impl AppState {
@@ -63,6 +66,13 @@ impl AppState {
             festivals: config.festivals()?,
             metrics: Arc::default(),
             family_lists: Default::default(),
+            feed: Arc::new(crate::feed_index::FeedIndex::new(
+                crate::feed_index::Freshness {
+                    refresh: Duration::from_millis(config.visits.feed_refresh_ms),
+                    margin: chrono::Duration::milliseconds(config.visits.feed_margin_ms as i64),
+                    full_reload: Duration::from_secs(config.visits.feed_full_reload_s),
+                },
+            )),
             db,
             cache,
             config,
@@ -135,12 +145,17 @@ impl Application {
         } else {
             None
         };
+        // Until it has loaded, the feed asks the database.
+        let feed = self.state.feed.spawn(self.state.db.clone());
         let routes = routes(self.state);
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, signal, Some(Duration::from_secs(10)))
             .await;
         if let Some(jobs) = jobs {
             jobs.shutdown().await;
+        }
+        if let Some(feed) = feed {
+            feed.abort();
         }
         served
     }

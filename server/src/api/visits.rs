@@ -50,6 +50,7 @@ use crate::{
         check, full_weeks, local_midnight, next_radius, visible,
     },
     error::{ApiError, ApiResult},
+    feed_index::Search,
     geo::{METRES_PER_DEGREE, bounding_box, metres_per_degree_lng},
     input::{Input, Validate, text},
     notify,
@@ -1091,6 +1092,69 @@ impl Api {
             .filter(|h| *h != origin)
             .map(|h| (h, taker.reach_m()));
 
+        // From memory, once the index has loaded.
+        state.feed.before_read(db).await?;
+        let from_memory = state.feed.read(|grid| {
+            grid.search(&Search {
+                now,
+                origin,
+                limit_m,
+                after,
+                kind: filters.kind.as_deref(),
+                between,
+                taker: &taker,
+                held: &held,
+                tz,
+                want: limit + 1,
+            })
+        });
+        if let Some(mut found) = from_memory {
+            let more = found.len() > limit;
+            found.truncate(limit);
+            let next_cursor = match (more, found.last()) {
+                (true, Some((key, ..))) => Some(encode_cursor(&FeedCursor {
+                    b: key.band,
+                    e: nanos(key.window_end),
+                    i: key.id,
+                    o: (origin.lat, origin.lng),
+                    f: filters.fingerprint(),
+                })),
+                _ => None,
+            };
+            let items = found
+                .into_iter()
+                .map(|(_, d, v)| FeedItem {
+                    id: v.id,
+                    kind: v.kind.clone(),
+                    kinds: v
+                        .kinds
+                        .clone()
+                        .filter(|k| !k.is_empty())
+                        .unwrap_or_else(|| vec![v.kind.clone()]),
+                    channel: v.channel.clone(),
+                    window_start: v.window.start,
+                    window_end: v.window.end,
+                    planned_date: v.planned_date,
+                    preferred_time: v.preferred_time.clone(),
+                    visitor_gender: v.visitor_gender.clone(),
+                    volunteers_needed: v.volunteers_needed,
+                    claims_count: v.claims_count,
+                    required_skills: v
+                        .required_skills
+                        .iter()
+                        .filter_map(|s| Skill::parse(s))
+                        .collect(),
+                    gentle: v.gentle,
+                    first_visit: v.first_visit,
+                    category: v.category,
+                    category_label: v.category.label().into(),
+                    village: v.village.clone(),
+                    distance_km: approx_km(d),
+                })
+                .collect();
+            return Ok(Json(FeedPage { items, next_cursor }));
+        }
+
         let prefilter = |radius_m: f64| Prefilter {
             now,
             origin,
@@ -1345,6 +1409,7 @@ impl Api {
             .ok_or(ApiError::NotFound("走访"))?;
         notify::produce::claimed(&txn, &state.config.reminders, tz, &task, user, now).await?;
         txn.commit().await?;
+        feed_sees(state, task.id).await;
         Ok(Claimed::Created(Json(claim_view(state, &claim, &task))))
     }
 
@@ -1423,6 +1488,7 @@ impl Api {
         )
         .await?;
         txn.commit().await?;
+        feed_sees(state, task.id).await;
         Ok(Json(claim_view(state, &claim, &task)))
     }
 
@@ -1509,6 +1575,7 @@ impl Api {
         .insert(&txn)
         .await?;
         txn.commit().await?;
+        feed_sees(state, task.id).await;
         Ok(Json(claim_view(state, &claim, &task)))
     }
 
@@ -1738,6 +1805,15 @@ impl Api {
             })
             .collect();
         Ok(Json(MyVisitsPage { items, next_cursor }))
+    }
+}
+
+/// A visit this instance changed, into the feed's index at once (other instances read it
+/// at their next refresh). The change is committed: a failure here only leaves it to the
+/// next refresh of this one too.
+async fn feed_sees(state: &AppState, id: Uuid) {
+    if let Err(e) = state.feed.reload(&state.db, &[id]).await {
+        tracing::warn!(error = %e, "the feed's index will see a visit's change at its next refresh");
     }
 }
 
