@@ -40,13 +40,11 @@ use crate::{
 const CELL_DEG: f64 = 0.0045;
 
 /// An open visit as the feed needs it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct OpenVisit {
-    pub id: Uuid,
-    pub window: Window,
-    pub volunteers_needed: i32,
-    pub claims_count: i32,
-    pub required_skills: Vec<String>,
+    /// Window, places, skills and the family's home (`family_at`, always known here), as
+    /// [`check`] takes them.
+    pub offer: Offer,
     /// The family's home.
     pub at: Point,
     pub kind: String,
@@ -126,7 +124,7 @@ impl Grid {
         if let Some(cell) = self.where_is.remove(&id)
             && let Some(list) = self.cells.get_mut(&cell)
         {
-            list.retain(|v| v.id != id);
+            list.retain(|v| v.offer.id != id);
             if list.is_empty() {
                 self.cells.remove(&cell);
             }
@@ -134,9 +132,9 @@ impl Grid {
     }
 
     pub fn put(&mut self, v: OpenVisit) {
-        self.remove(v.id);
+        self.remove(v.offer.id);
         let cell = cell_of(v.at);
-        self.where_is.insert(v.id, cell);
+        self.where_is.insert(v.offer.id, cell);
         self.cells.entry(cell).or_default().push(Arc::new(v));
     }
 
@@ -159,8 +157,8 @@ impl Grid {
             .cells
             .values()
             .flatten()
-            .filter(|v| v.window.end <= now)
-            .map(|v| v.id)
+            .filter(|v| v.offer.window.end <= now)
+            .map(|v| v.offer.id)
             .collect();
         for id in gone {
             self.remove(id);
@@ -219,7 +217,7 @@ impl Grid {
 /// Whether `v` is inside the circle of `radius_m` (`closed`: its edge included), after the
 /// cursor, passes the filters and is one the volunteer can take now ([`check`]).
 fn judge(s: &Search<'_>, v: &Arc<OpenVisit>, radius_m: f64, closed: bool) -> Option<Found> {
-    if v.window.end <= s.now || v.claims_count >= v.volunteers_needed {
+    if v.offer.window.end <= s.now || v.offer.is_full() {
         return None;
     }
     let d = s.origin.planar_m(v.at);
@@ -228,28 +226,17 @@ fn judge(s: &Search<'_>, v: &Arc<OpenVisit>, radius_m: f64, closed: bool) -> Opt
     if (closed && d > radius_m) || (!closed && d >= radius_m) {
         return None;
     }
-    let key = FeedKey::new(d, v.window.end, v.id);
+    let key = FeedKey::new(d, v.offer.window.end, v.offer.id);
     if s.after.is_some_and(|a| key <= a) {
         return None;
     }
     if s.kind.is_some_and(|k| !v.has_kind(k))
-        || s.between.0.is_some_and(|start| v.window.end <= start)
-        || s.between.1.is_some_and(|end| v.window.start >= end)
+        || s.between.0.is_some_and(|start| v.offer.window.end <= start)
+        || s.between.1.is_some_and(|end| v.offer.window.start >= end)
     {
         return None;
     }
-    let offer = Offer {
-        id: v.id,
-        status: visit_task::status::OPEN.into(),
-        window: v.window,
-        volunteers_needed: v.volunteers_needed,
-        claims_count: v.claims_count,
-        required_skills: v.required_skills.clone(),
-        assign_to_cadre: false,
-        assigned_cadre_id: None,
-        family_at: Some(v.at),
-    };
-    check(s.taker, s.held, &offer, s.tz).ok()?;
+    check(s.taker, s.held, &v.offer, s.tz).ok()?;
     Some((key, d, v.clone()))
 }
 
@@ -318,13 +305,20 @@ impl Row {
         if !open {
             return None;
         }
+        let at = Point::from_opt(self.lat, self.lng)?;
         Some(OpenVisit {
-            id: self.id,
-            window: Window::new(self.window_start, self.window_end),
-            volunteers_needed: self.volunteers_needed,
-            claims_count: self.claims_count,
-            required_skills: self.required_skills.0,
-            at: Point::from_opt(self.lat, self.lng)?,
+            offer: Offer {
+                id: self.id,
+                status: visit_task::status::OPEN.into(),
+                window: Window::new(self.window_start, self.window_end),
+                volunteers_needed: self.volunteers_needed,
+                claims_count: self.claims_count,
+                required_skills: self.required_skills.0,
+                assign_to_cadre: false,
+                assigned_cadre_id: None,
+                family_at: Some(at),
+            },
+            at,
             kind: self.kind,
             kinds: self.kinds.map(|k| k.0),
             channel: self.channel,
@@ -440,7 +434,11 @@ impl FeedIndex {
         let Some(grid) = guard.as_mut() else { return };
         for row in rows {
             let (id, version) = (row.id, row.updated_at);
-            grid.update(id, version, row.into_open().filter(|v| v.window.end > now));
+            grid.update(
+                id,
+                version,
+                row.into_open().filter(|v| v.offer.window.end > now),
+            );
         }
     }
 
@@ -590,16 +588,23 @@ mod tests {
 
     /// An open visit `km_north` and `km_east` of home, on day `d`.
     fn visit(km_north: f64, km_east: f64, d: u32) -> OpenVisit {
+        let at = Point::new(
+            HOME.lat + km_north * 1000.0 / crate::geo::METRES_PER_DEGREE,
+            HOME.lng + km_east * 1000.0 / crate::geo::metres_per_degree_lng(HOME.lat),
+        );
         OpenVisit {
-            id: Uuid::now_v7(),
-            window: Window::new(day(d), day(d + 1)),
-            volunteers_needed: 1,
-            claims_count: 0,
-            required_skills: vec![],
-            at: Point::new(
-                HOME.lat + km_north * 1000.0 / crate::geo::METRES_PER_DEGREE,
-                HOME.lng + km_east * 1000.0 / crate::geo::metres_per_degree_lng(HOME.lat),
-            ),
+            offer: Offer {
+                id: Uuid::now_v7(),
+                status: "open".into(),
+                window: Window::new(day(d), day(d + 1)),
+                volunteers_needed: 1,
+                claims_count: 0,
+                required_skills: vec![],
+                assign_to_cadre: false,
+                assigned_cadre_id: None,
+                family_at: Some(at),
+            },
+            at,
             kind: "routine".into(),
             kinds: None,
             channel: "home_visit".into(),
@@ -643,7 +648,7 @@ mod tests {
             .iter()
             .map(|v| Arc::new(v.clone()))
             .filter_map(|v| judge(s, &v, s.limit_m, true))
-            .map(|(k, _, v)| (k, v.id))
+            .map(|(k, _, v)| (k, v.offer.id))
             .collect();
         keys.sort();
         keys.into_iter().map(|k| k.1).collect()
@@ -685,7 +690,7 @@ mod tests {
             let mut found = grid.search(&s);
             let more = found.len() > 20;
             found.truncate(20);
-            seen.extend(found.iter().map(|f| f.2.id));
+            seen.extend(found.iter().map(|f| f.2.offer.id));
             match (more, found.last()) {
                 (true, Some(last)) => s.after = Some(last.0),
                 _ => break,
@@ -697,9 +702,9 @@ mod tests {
     #[test]
     fn what_the_volunteer_cannot_take_is_left_out() {
         let mut skilled = visit(0.1, 0.0, 3);
-        skilled.required_skills = vec!["counselling".into()];
+        skilled.offer.required_skills = vec!["counselling".into()];
         let mut full = visit(0.1, 0.0, 3);
-        full.claims_count = 1;
+        full.offer.claims_count = 1;
         let past = visit(0.1, 0.0, 1);
         let overlapping = visit(0.2, 0.0, 5);
         let beyond = visit(9.0, 0.0, 3);
@@ -729,15 +734,15 @@ mod tests {
         }];
         let mut s = search(&t, &held, 10);
         s.now = day(2) + Duration::hours(1);
-        let ids: Vec<Uuid> = grid.search(&s).iter().map(|f| f.2.id).collect();
-        assert_eq!(ids, vec![fine.id, birthday.id]);
+        let ids: Vec<Uuid> = grid.search(&s).iter().map(|f| f.2.offer.id).collect();
+        assert_eq!(ids, vec![fine.offer.id, birthday.offer.id]);
         s.kind = Some("birthday");
-        let ids: Vec<Uuid> = grid.search(&s).iter().map(|f| f.2.id).collect();
-        assert_eq!(ids, vec![birthday.id]);
+        let ids: Vec<Uuid> = grid.search(&s).iter().map(|f| f.2.offer.id).collect();
+        assert_eq!(ids, vec![birthday.offer.id]);
         s.kind = None;
         s.between = (Some(day(6)), None);
-        let ids: Vec<Uuid> = grid.search(&s).iter().map(|f| f.2.id).collect();
-        assert_eq!(ids, vec![birthday.id]);
+        let ids: Vec<Uuid> = grid.search(&s).iter().map(|f| f.2.offer.id).collect();
+        assert_eq!(ids, vec![birthday.offer.id]);
     }
 
     #[test]
@@ -748,21 +753,25 @@ mod tests {
         let t = taker();
         let s = search(&t, &[], 10);
         assert_eq!(grid.search(&s)[0].1.round(), 100.0);
-        v.at = visit(2.0, 0.0, 3).at;
+        v = OpenVisit {
+            offer: v.offer.clone(),
+            ..visit(2.0, 0.0, 3)
+        };
+        v.offer.family_at = Some(v.at);
         grid.put(v.clone());
         assert_eq!(grid.len(), 1);
         assert_eq!(grid.search(&s)[0].1.round(), 2000.0);
-        grid.remove(v.id);
+        grid.remove(v.offer.id);
         assert!(grid.search(&s).is_empty());
         assert!(grid.is_empty());
         // A row read before a newer one was applied changes nothing.
         let newer = day(2);
-        grid.update(v.id, newer, None);
-        grid.update(v.id, newer - Duration::seconds(1), Some(v.clone()));
+        grid.update(v.offer.id, newer, None);
+        grid.update(v.offer.id, newer - Duration::seconds(1), Some(v.clone()));
         assert!(grid.is_empty());
-        grid.update(v.id, newer + Duration::seconds(1), Some(v.clone()));
+        grid.update(v.offer.id, newer + Duration::seconds(1), Some(v.clone()));
         assert_eq!(grid.len(), 1);
-        grid.remove(v.id);
+        grid.remove(v.offer.id);
         grid.put(visit(0.1, 0.0, 1));
         grid.prune(day(3));
         assert!(grid.is_empty());
@@ -778,6 +787,6 @@ mod tests {
         let s = search(&t, &[], 10);
         let found = grid.search(&s);
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].2.id, v.id);
+        assert_eq!(found[0].2.offer.id, v.offer.id);
     }
 }

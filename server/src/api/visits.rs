@@ -1124,7 +1124,7 @@ impl Api {
             let items = found
                 .into_iter()
                 .map(|(_, d, v)| FeedItem {
-                    id: v.id,
+                    id: v.offer.id,
                     kind: v.kind.clone(),
                     kinds: v
                         .kinds
@@ -1132,14 +1132,15 @@ impl Api {
                         .filter(|k| !k.is_empty())
                         .unwrap_or_else(|| vec![v.kind.clone()]),
                     channel: v.channel.clone(),
-                    window_start: v.window.start,
-                    window_end: v.window.end,
+                    window_start: v.offer.window.start,
+                    window_end: v.offer.window.end,
                     planned_date: v.planned_date,
                     preferred_time: v.preferred_time.clone(),
                     visitor_gender: v.visitor_gender.clone(),
-                    volunteers_needed: v.volunteers_needed,
-                    claims_count: v.claims_count,
+                    volunteers_needed: v.offer.volunteers_needed,
+                    claims_count: v.offer.claims_count,
                     required_skills: v
+                        .offer
                         .required_skills
                         .iter()
                         .filter_map(|s| Skill::parse(s))
