@@ -168,7 +168,7 @@ impl Grid {
     /// Calls `f` with every visit in the cells that meet the box of `metres` around
     /// `center`: by cell in a small box, else over every cell (a box of a whole county
     /// holds more cells than there are visits).
-    fn each_near(&self, center: Point, metres: f64, mut f: impl FnMut(&Arc<OpenVisit>)) {
+    fn each_near<'a>(&'a self, center: Point, metres: f64, mut f: impl FnMut(&'a Arc<OpenVisit>)) {
         let (dlat, dlng) = bounding_box(center.lat, metres);
         let lo = cell_of(Point::new(center.lat - dlat, center.lng - dlng));
         let hi = cell_of(Point::new(center.lat + dlat, center.lng + dlng));
@@ -199,14 +199,24 @@ impl Grid {
         let mut radius_m = band_upper_m(from_band).min(s.limit_m);
         loop {
             let closed = radius_m >= s.limit_m;
-            let mut found = Vec::new();
+            let mut near = Vec::new();
             self.each_near(s.origin, radius_m, |v| {
-                if let Some(f) = judge(s, v, radius_m, closed) {
-                    found.push(f);
+                if let Some((key, d)) = candidate(s, v, radius_m, closed) {
+                    near.push((key, d, v));
                 }
             });
-            if found.len() >= s.want || closed {
-                found.sort_by_key(|f| f.0);
+            // The rules only for the first in order: a village holds thousands.
+            near.sort_unstable_by_key(|c| c.0);
+            let mut found = Vec::with_capacity(s.want);
+            for (key, d, v) in near {
+                if check(s.taker, s.held, &v.offer, s.tz).is_ok() {
+                    found.push((key, d, v.clone()));
+                    if found.len() == s.want {
+                        return found;
+                    }
+                }
+            }
+            if closed {
                 return found;
             }
             radius_m = next_radius(radius_m, found.len(), s.want, s.limit_m);
@@ -214,9 +224,10 @@ impl Grid {
     }
 }
 
-/// Whether `v` is inside the circle of `radius_m` (`closed`: its edge included), after the
-/// cursor, passes the filters and is one the volunteer can take now ([`check`]).
-fn judge(s: &Search<'_>, v: &Arc<OpenVisit>, radius_m: f64, closed: bool) -> Option<Found> {
+/// Whether `v` is open, inside the circle of `radius_m` (`closed`: its edge included), after
+/// the cursor and passes the filters: its key and distance. Whether the volunteer can take
+/// it ([`check`]) is asked after.
+fn candidate(s: &Search<'_>, v: &OpenVisit, radius_m: f64, closed: bool) -> Option<(FeedKey, f64)> {
     if v.offer.window.end <= s.now || v.offer.is_full() {
         return None;
     }
@@ -236,8 +247,7 @@ fn judge(s: &Search<'_>, v: &Arc<OpenVisit>, radius_m: f64, closed: bool) -> Opt
     {
         return None;
     }
-    check(s.taker, s.held, &v.offer, s.tz).ok()?;
-    Some((key, d, v.clone()))
+    Some((key, d))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -647,8 +657,8 @@ mod tests {
         let mut keys: Vec<(FeedKey, Uuid)> = visits
             .iter()
             .map(|v| Arc::new(v.clone()))
-            .filter_map(|v| judge(s, &v, s.limit_m, true))
-            .map(|(k, _, v)| (k, v.offer.id))
+            .filter(|v| check(s.taker, s.held, &v.offer, s.tz).is_ok())
+            .filter_map(|v| candidate(s, &v, s.limit_m, true).map(|(k, _)| (k, v.offer.id)))
             .collect();
         keys.sort();
         keys.into_iter().map(|k| k.1).collect()
