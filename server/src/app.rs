@@ -37,6 +37,11 @@ pub struct AppState {
     /// The open visits volunteers can take, in memory (see `feed_index`); loaded and kept
     /// fresh by the server.
     pub feed: Arc<crate::feed_index::FeedIndex>,
+    /// A volunteer's profile and held visits as the feed last read them, by account, for
+    /// `visits.feed_volunteer_ttl_ms`; this instance's claims, gives back, releases and
+    /// profile changes drop the entry.
+    pub feed_takers:
+        crate::list_cache::TtlCache<(entity::volunteer::Model, Vec<crate::eligibility::Held>)>,
 }
 
 impl AppState {
@@ -72,6 +77,9 @@ impl AppState {
                     margin: chrono::Duration::milliseconds(config.visits.feed_margin_ms as i64),
                     full_reload: Duration::from_secs(config.visits.feed_full_reload_s),
                 },
+            )),
+            feed_takers: crate::list_cache::TtlCache::new(Duration::from_millis(
+                config.visits.feed_volunteer_ttl_ms,
             )),
             db,
             cache,

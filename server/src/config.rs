@@ -72,6 +72,10 @@ pub struct VisitsConfig {
     pub feed_margin_ms: u64,
     /// Every this many seconds all open visits are read again (0: never after the first).
     pub feed_full_reload_s: u64,
+    /// The feed keeps a volunteer's profile and held visits this long (milliseconds; 0:
+    /// reads them for every request). Their claims through this instance drop them at once;
+    /// through another, a visit that no longer fits may show that long (its claim says why).
+    pub feed_volunteer_ttl_ms: u64,
 }
 
 impl Default for VisitsConfig {
@@ -85,6 +89,7 @@ impl Default for VisitsConfig {
             feed_refresh_ms: 500,
             feed_margin_ms: 2_000,
             feed_full_reload_s: 600,
+            feed_volunteer_ttl_ms: 5_000,
         }
     }
 }

@@ -122,6 +122,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     config.jobs.enabled = options.jobs;
     // Tests write visits straight into the database and read the feed at once.
     config.visits.feed_refresh_ms = 0;
+    config.visits.feed_volunteer_ttl_ms = 0;
     // Every message template goes out through the fake's visit notice; the dispatcher
     // runs with the jobs, and tests call it directly otherwise.
     config.notify.miniprogram_state = "developer".into();

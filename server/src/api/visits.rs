@@ -1018,9 +1018,20 @@ impl Api {
         let state = &self.0;
         let db = &state.db;
         let now = Utc::now();
-        let (v, held) =
-            volunteer_and_held(db, auth.0.user_id, now - Duration::days(HELD_LOOKBACK_DAYS))
+        let key = auth.0.user_id.to_string();
+        let (v, held) = match state.feed_takers.get(&key) {
+            Some(cached) => cached,
+            None => {
+                let read = volunteer_and_held(
+                    db,
+                    auth.0.user_id,
+                    now - Duration::days(HELD_LOOKBACK_DAYS),
+                )
                 .await?;
+                state.feed_takers.put(key, read.clone());
+                read
+            }
+        };
         let filters = Filters {
             kind: kind.0.map(|k| k.trim().to_string()),
             from: from.0,
@@ -1410,7 +1421,7 @@ impl Api {
             .ok_or(ApiError::NotFound("走访"))?;
         notify::produce::claimed(&txn, &state.config.reminders, tz, &task, user, now).await?;
         txn.commit().await?;
-        feed_sees(state, task.id).await;
+        feed_sees(state, task.id, user).await;
         Ok(Claimed::Created(Json(claim_view(state, &claim, &task))))
     }
 
@@ -1489,7 +1500,7 @@ impl Api {
         )
         .await?;
         txn.commit().await?;
-        feed_sees(state, task.id).await;
+        feed_sees(state, task.id, user).await;
         Ok(Json(claim_view(state, &claim, &task)))
     }
 
@@ -1576,7 +1587,7 @@ impl Api {
         .insert(&txn)
         .await?;
         txn.commit().await?;
-        feed_sees(state, task.id).await;
+        feed_sees(state, task.id, volunteer).await;
         Ok(Json(claim_view(state, &claim, &task)))
     }
 
@@ -1812,7 +1823,8 @@ impl Api {
 /// A visit this instance changed, into the feed's index at once (other instances read it
 /// at their next refresh). The change is committed: a failure here only leaves it to the
 /// next refresh of this one too.
-async fn feed_sees(state: &AppState, id: Uuid) {
+async fn feed_sees(state: &AppState, id: Uuid, volunteer: Uuid) {
+    state.feed_takers.remove(&volunteer.to_string());
     if let Err(e) = state.feed.reload(&state.db, &[id]).await {
         tracing::warn!(error = %e, "the feed's index will see a visit's change at its next refresh");
     }

@@ -1349,3 +1349,31 @@ async fn a_claim_on_one_instance_leaves_its_feed_at_once_and_the_others_at_their
         "instance A never offered the freed visit"
     );
 }
+
+/// An instance that keeps a volunteer's profile and held visits for an hour.
+fn takers_kept(config: &mut server::config::Config) {
+    config.visits.feed_volunteer_ttl_ms = 3_600_000;
+}
+
+#[tokio::test]
+async fn a_volunteers_own_claim_changes_their_feed_at_once_though_their_visits_are_kept() {
+    let app = spawn_app_with(Options {
+        configure: Some(takers_kept),
+        ..Options::default()
+    })
+    .await;
+    let v = volunteer(&app).await;
+    let taken = visit_at(&app, 1.0, 3).await;
+    let overlapping = visit_at(&app, 2.0, 3).await;
+    let page = feed(&app, &v, "").await;
+    assert!(offered(&page, taken) && offered(&page, overlapping));
+    assert_eq!(claim(&app, &v, taken).await.status, 201);
+    let page = feed(&app, &v, "").await;
+    assert!(!offered(&page, taken));
+    assert!(!offered(&page, overlapping));
+    app.delete(&format!("/api/visits/{taken}/claims/mine"), Some(&v.token))
+        .await
+        .ok();
+    let page = feed(&app, &v, "").await;
+    assert!(offered(&page, taken) && offered(&page, overlapping));
+}
