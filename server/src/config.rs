@@ -67,7 +67,7 @@ pub struct VisitsConfig {
     /// each instance reads the visits changed in the database since it last looked. 0:
     /// before every feed request (for tests; costly under load).
     pub feed_refresh_ms: u64,
-    /// Each such read goes back this far before the newest change seen, for transactions
+    /// Each such read goes back this far before the previous one began, for transactions
     /// that commit late (milliseconds).
     pub feed_margin_ms: u64,
     /// Every this many seconds all open visits are read again (0: never after the first).

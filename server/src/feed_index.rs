@@ -26,18 +26,18 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use entity::{FamilyCategory, StringList, family, region, visit_task};
 use sea_orm::{
-    ConnectionTrait, DbErr, FromQueryResult,
+    ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement,
     sea_query::{Alias, Condition, Expr, ExprTrait, Query as Sql, SelectStatement},
 };
 use uuid::Uuid;
 
 use crate::{
     eligibility::{FeedKey, Held, Offer, Point, Taker, Window, band_upper_m, check, next_radius},
-    geo::bounding_box,
+    geo::{METRES_PER_DEGREE, bounding_box, metres_per_degree_lng},
 };
 
-/// A cell's side, degrees (about 500 m north–south; a feed's first circle is 250 m).
-const CELL_DEG: f64 = 0.0045;
+/// A cell's side, degrees (about 280 m north–south; a feed's first circle is 250 m).
+const CELL_DEG: f64 = 0.0025;
 
 /// An open visit as the feed needs it.
 #[derive(Debug, Clone)]
@@ -101,10 +101,19 @@ pub struct Search<'a> {
 /// A visit the search found, its key in the feed's order and its distance (metres).
 pub type Found = (FeedKey, f64, Arc<OpenVisit>);
 
+/// A visit in its cell, with what a search reads of every visit near kept in the cell's
+/// own memory rather than behind the pointer.
+struct Slot {
+    lat: f64,
+    lng: f64,
+    end: DateTime<Utc>,
+    visit: Arc<OpenVisit>,
+}
+
 /// The open visits by cell.
 #[derive(Default)]
 pub struct Grid {
-    cells: HashMap<Cell, Vec<Arc<OpenVisit>>>,
+    cells: HashMap<Cell, Vec<Slot>>,
     where_is: HashMap<Uuid, Cell>,
     /// The `updated_at` of the row each visit was last changed by here, so that a refresh
     /// whose rows were read before a newer change was applied does not undo it.
@@ -124,7 +133,7 @@ impl Grid {
         if let Some(cell) = self.where_is.remove(&id)
             && let Some(list) = self.cells.get_mut(&cell)
         {
-            list.retain(|v| v.offer.id != id);
+            list.retain(|slot| slot.visit.offer.id != id);
             if list.is_empty() {
                 self.cells.remove(&cell);
             }
@@ -135,7 +144,12 @@ impl Grid {
         self.remove(v.offer.id);
         let cell = cell_of(v.at);
         self.where_is.insert(v.offer.id, cell);
-        self.cells.entry(cell).or_default().push(Arc::new(v));
+        self.cells.entry(cell).or_default().push(Slot {
+            lat: v.at.lat,
+            lng: v.at.lng,
+            end: v.offer.window.end,
+            visit: Arc::new(v),
+        });
     }
 
     /// Applies a visit's row of `version` (its `updated_at`): `Some` while volunteers can
@@ -157,8 +171,8 @@ impl Grid {
             .cells
             .values()
             .flatten()
-            .filter(|v| v.offer.window.end <= now)
-            .map(|v| v.offer.id)
+            .filter(|slot| slot.end <= now)
+            .map(|slot| slot.visit.offer.id)
             .collect();
         for id in gone {
             self.remove(id);
@@ -168,7 +182,7 @@ impl Grid {
     /// Calls `f` with every visit in the cells that meet the box of `metres` around
     /// `center`: by cell in a small box, else over every cell (a box of a whole county
     /// holds more cells than there are visits).
-    fn each_near<'a>(&'a self, center: Point, metres: f64, mut f: impl FnMut(&'a Arc<OpenVisit>)) {
+    fn each_near<'a>(&'a self, center: Point, metres: f64, mut f: impl FnMut(&'a Slot)) {
         let (dlat, dlng) = bounding_box(center.lat, metres);
         let lo = cell_of(Point::new(center.lat - dlat, center.lng - dlng));
         let hi = cell_of(Point::new(center.lat + dlat, center.lng + dlng));
@@ -196,13 +210,14 @@ impl Grid {
     /// by the density seen ([`next_radius`]), or everything within the limit.
     pub fn search(&self, s: &Search<'_>) -> Vec<Found> {
         let from_band = s.after.map_or(0, |k| k.band);
+        let m_lng = metres_per_degree_lng(s.origin.lat);
         let mut radius_m = band_upper_m(from_band).min(s.limit_m);
         loop {
             let closed = radius_m >= s.limit_m;
-            let mut near = Vec::new();
-            self.each_near(s.origin, radius_m, |v| {
-                if let Some((key, d)) = candidate(s, v, radius_m, closed) {
-                    near.push((key, d, v));
+            let mut near = Vec::with_capacity(256);
+            self.each_near(s.origin, radius_m, |slot| {
+                if let Some((key, d)) = candidate(s, slot, m_lng, radius_m, closed) {
+                    near.push((key, d, &slot.visit));
                 }
             });
             // The rules only for the first in order: a village holds thousands.
@@ -227,14 +242,28 @@ impl Grid {
 /// Whether `v` is open, inside the circle of `radius_m` (`closed`: its edge included), after
 /// the cursor and passes the filters: its key and distance. Whether the volunteer can take
 /// it ([`check`]) is asked after.
-fn candidate(s: &Search<'_>, v: &OpenVisit, radius_m: f64, closed: bool) -> Option<(FeedKey, f64)> {
-    if v.offer.window.end <= s.now || v.offer.is_full() {
+/// `m_lng`: metres per degree of longitude at the origin.
+fn candidate(
+    s: &Search<'_>,
+    slot: &Slot,
+    m_lng: f64,
+    radius_m: f64,
+    closed: bool,
+) -> Option<(FeedKey, f64)> {
+    if slot.end <= s.now {
         return None;
     }
-    let d = s.origin.planar_m(v.at);
+    // geo::planar_m, its factor computed once.
+    let dy = (slot.lat - s.origin.lat) * METRES_PER_DEGREE;
+    let dx = (slot.lng - s.origin.lng) * m_lng;
+    let d = (dy * dy + dx * dx).sqrt();
     // Inside a group boundary the circle is open (a visit right on it belongs to the next
     // group, not yet complete); the limit is inclusive.
     if (closed && d > radius_m) || (!closed && d >= radius_m) {
+        return None;
+    }
+    let v = &slot.visit;
+    if v.offer.is_full() {
         return None;
     }
     let key = FeedKey::new(d, v.offer.window.end, v.offer.id);
@@ -258,15 +287,15 @@ fn candidate(s: &Search<'_>, v: &OpenVisit, radius_m: f64, closed: bool) -> Opti
 pub struct Freshness {
     /// Between background refreshes; zero: refresh before every read.
     pub refresh: StdDuration,
-    /// How far back before the newest change seen each refresh reads again.
+    /// How far before the previous refresh began (database clock) each refresh reads again.
     pub margin: Duration,
     /// Between full reloads; zero: never after the first.
     pub full_reload: StdDuration,
 }
 
 struct Mark {
-    /// The newest `updated_at` seen.
-    newest: Option<DateTime<Utc>>,
+    /// The database's clock when the last refresh began.
+    since: Option<DateTime<Utc>>,
     loaded_at: Option<Instant>,
 }
 
@@ -401,20 +430,17 @@ async fn read_rows(db: &impl ConnectionTrait, cond: Condition) -> Result<Vec<Row
     Row::find_by_statement(backend.build(&stmt)).all(db).await
 }
 
-/// The newest `updated_at` of all visits (from its index).
-async fn newest_change(db: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>, DbErr> {
-    let stmt = Sql::select()
-        .expr_as(
-            Expr::col(visit_task::Column::UpdatedAt).max(),
-            Alias::new("newest"),
-        )
-        .from(visit_task::Entity)
-        .to_owned();
-    let row = db.query_one(&stmt).await?;
-    Ok(match row {
-        Some(r) => r.try_get::<Option<DateTime<Utc>>>("", "newest")?,
-        None => None,
-    })
+/// The database's clock (`updated_at` is written by it).
+async fn db_clock(db: &impl ConnectionTrait) -> Result<DateTime<Utc>, DbErr> {
+    let sql = match db.get_database_backend() {
+        DbBackend::Postgres => "SELECT clock_timestamp() AS now",
+        _ => "SELECT strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now') AS now",
+    };
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the database's clock".into()))?;
+    row.try_get("", "now")
 }
 
 impl FeedIndex {
@@ -422,7 +448,7 @@ impl FeedIndex {
         Self {
             grid: RwLock::new(None),
             mark: tokio::sync::Mutex::new(Mark {
-                newest: None,
+                since: None,
                 loaded_at: None,
             }),
             freshness,
@@ -469,7 +495,7 @@ impl FeedIndex {
             use visit_task::Column as T;
             let started = Instant::now();
             // Rows changed from here on are read again by the next refresh.
-            let newest = newest_change(db).await?;
+            let clock = db_clock(db).await?;
             let rows = read_rows(
                 db,
                 Condition::all()
@@ -490,12 +516,15 @@ impl FeedIndex {
                 "feed index loaded"
             );
             *self.grid.write().expect("feed index lock") = Some(grid);
-            mark.newest = newest;
+            mark.since = Some(clock);
             mark.loaded_at = Some(Instant::now());
             return Ok(());
         }
+        // A change committed since the last refresh was written after it began, less the
+        // time its transaction took to commit: the margin.
+        let clock = db_clock(db).await?;
         let since = mark
-            .newest
+            .since
             .map_or(DateTime::UNIX_EPOCH, |t| t - self.freshness.margin);
         let rows = read_rows(
             db,
@@ -503,9 +532,7 @@ impl FeedIndex {
                 .add(Expr::col((visit_task::Entity, visit_task::Column::UpdatedAt)).gt(since)),
         )
         .await?;
-        if let Some(newest) = rows.iter().map(|r| r.updated_at).max() {
-            mark.newest = Some(mark.newest.map_or(newest, |n| Ord::max(n, newest)));
-        }
+        mark.since = Some(clock);
         self.apply(rows, now);
         if let Some(g) = self.grid.write().expect("feed index lock").as_mut() {
             g.prune(now);
@@ -658,7 +685,16 @@ mod tests {
             .iter()
             .map(|v| Arc::new(v.clone()))
             .filter(|v| check(s.taker, s.held, &v.offer, s.tz).is_ok())
-            .filter_map(|v| candidate(s, &v, s.limit_m, true).map(|(k, _)| (k, v.offer.id)))
+            .filter_map(|v| {
+                let slot = Slot {
+                    lat: v.at.lat,
+                    lng: v.at.lng,
+                    end: v.offer.window.end,
+                    visit: v.clone(),
+                };
+                let m_lng = metres_per_degree_lng(s.origin.lat);
+                candidate(s, &slot, m_lng, s.limit_m, true).map(|(k, _)| (k, v.offer.id))
+            })
             .collect();
         keys.sort();
         keys.into_iter().map(|k| k.1).collect()
