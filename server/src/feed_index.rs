@@ -165,20 +165,6 @@ impl Grid {
         }
     }
 
-    /// Drops the visits whose window is over.
-    pub fn prune(&mut self, now: DateTime<Utc>) {
-        let gone: Vec<Uuid> = self
-            .cells
-            .values()
-            .flatten()
-            .filter(|slot| slot.end <= now)
-            .map(|slot| slot.visit.offer.id)
-            .collect();
-        for id in gone {
-            self.remove(id);
-        }
-    }
-
     /// Calls `f` with every visit in the cells that meet the box of `metres` around
     /// `center`: by cell in a small box, else over every cell (a box of a whole county
     /// holds more cells than there are visits).
@@ -466,6 +452,9 @@ impl FeedIndex {
     }
 
     fn apply(&self, rows: Vec<Row>, now: DateTime<Utc>) {
+        if rows.is_empty() {
+            return;
+        }
         let mut guard = self.grid.write().expect("feed index lock");
         let Some(grid) = guard.as_mut() else { return };
         for row in rows {
@@ -533,10 +522,9 @@ impl FeedIndex {
         )
         .await?;
         mark.since = Some(clock);
+        // Visits whose window has ended stay until the next full reload; searches skip
+        // them (sweeping them here would hold every search up twice a second).
         self.apply(rows, now);
-        if let Some(g) = self.grid.write().expect("feed index lock").as_mut() {
-            g.prune(now);
-        }
         Ok(())
     }
 
@@ -818,9 +806,6 @@ mod tests {
         grid.update(v.offer.id, newer + Duration::seconds(1), Some(v.clone()));
         assert_eq!(grid.len(), 1);
         grid.remove(v.offer.id);
-        grid.put(visit(0.1, 0.0, 1));
-        grid.prune(day(3));
-        assert!(grid.is_empty());
     }
 
     #[test]
