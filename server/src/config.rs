@@ -257,6 +257,11 @@ impl Config {
                 anyhow::anyhow!("NUANXIN_FEED_REFRESH_MS must be a number, not {v:?}")
             })?;
         }
+        if let Some(v) = var("NUANXIN_FEED_VOLUNTEER_TTL_MS") {
+            self.visits.feed_volunteer_ttl_ms = v.parse().map_err(|_| {
+                anyhow::anyhow!("NUANXIN_FEED_VOLUNTEER_TTL_MS must be a number, not {v:?}")
+            })?;
+        }
         if let Some(v) = var("NUANXIN_LOGIN_PER_MINUTE") {
             self.login_per_minute = v.parse().map_err(|_| {
                 anyhow::anyhow!("NUANXIN_LOGIN_PER_MINUTE must be a number, not {v:?}")
