@@ -15,6 +15,7 @@ mod m20261124_000009_delivery;
 mod m20261125_000010_assignment;
 mod m20261125_000011_gifts_health;
 mod m20261125_000012_community;
+mod m20261125_000013_visit_changes;
 mod m20261125_000014_household;
 
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000010_assignment::Migration),
             Box::new(m20261125_000011_gifts_health::Migration),
             Box::new(m20261125_000012_community::Migration),
+            Box::new(m20261125_000013_visit_changes::Migration),
             Box::new(m20261125_000014_household::Migration),
         ]
     }

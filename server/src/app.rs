@@ -34,6 +34,14 @@ pub struct AppState {
     pub festivals: scheduler::rules::FestivalSet,
     /// Totals and pages of the family list (see `list_cache`).
     pub family_lists: crate::list_cache::ListCache<Vec<crate::api::families::FamilySummary>>,
+    /// The open visits volunteers can take, in memory (see `feed_index`); loaded and kept
+    /// fresh by the server.
+    pub feed: Arc<crate::feed_index::FeedIndex>,
+    /// A volunteer's profile and held visits as the feed last read them, by account, for
+    /// `visits.feed_volunteer_ttl_ms`; this instance's claims, gives back, releases and
+    /// profile changes drop the entry.
+    pub feed_takers:
+        crate::list_cache::TtlCache<(entity::volunteer::Model, Vec<crate::eligibility::Held>)>,
 }
 
 impl AppState {
@@ -66,6 +74,16 @@ impl AppState {
             festivals: config.festivals()?,
             metrics: Arc::default(),
             family_lists: Default::default(),
+            feed: Arc::new(crate::feed_index::FeedIndex::new(
+                crate::feed_index::Freshness {
+                    refresh: Duration::from_millis(config.visits.feed_refresh_ms),
+                    margin: chrono::Duration::milliseconds(config.visits.feed_margin_ms as i64),
+                    full_reload: Duration::from_secs(config.visits.feed_full_reload_s),
+                },
+            )),
+            feed_takers: crate::list_cache::TtlCache::new(Duration::from_millis(
+                config.visits.feed_volunteer_ttl_ms,
+            )),
             db,
             cache,
             config,
@@ -140,6 +158,8 @@ impl Application {
         };
         // Emergency help needs neither the jobs nor Redis: every API instance watches it.
         let help = crate::notify::emergency::Watch::start(self.state.clone());
+        // Until it has loaded, the feed asks the database.
+        let feed = self.state.feed.spawn(self.state.db.clone());
         let routes = routes(self.state);
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(routes, signal, Some(Duration::from_secs(10)))
@@ -147,6 +167,9 @@ impl Application {
         help.stop();
         if let Some(jobs) = jobs {
             jobs.shutdown().await;
+        }
+        if let Some(feed) = feed {
+            feed.abort();
         }
         served
     }

@@ -75,6 +75,19 @@ pub struct VisitsConfig {
     pub max_credit_minutes: i64,
     /// A reported visit the family has not confirmed after this many hours is flagged.
     pub confirm_within_hours: i64,
+    /// The feed reads open visits from memory (`feed_index`); every this many milliseconds
+    /// each instance reads the visits changed in the database since it last looked. 0:
+    /// before every feed request (for tests; costly under load).
+    pub feed_refresh_ms: u64,
+    /// Each such read goes back this far before the previous one began, for transactions
+    /// that commit late (milliseconds).
+    pub feed_margin_ms: u64,
+    /// Every this many seconds all open visits are read again (0: never after the first).
+    pub feed_full_reload_s: u64,
+    /// The feed keeps a volunteer's profile and held visits this long (milliseconds; 0:
+    /// reads them for every request). Their claims through this instance drop them at once;
+    /// through another, a visit that no longer fits may show that long (its claim says why).
+    pub feed_volunteer_ttl_ms: u64,
 }
 
 impl Default for VisitsConfig {
@@ -85,6 +98,10 @@ impl Default for VisitsConfig {
             details_grace_hours: 24,
             max_credit_minutes: 240,
             confirm_within_hours: 48,
+            feed_refresh_ms: 500,
+            feed_margin_ms: 2_000,
+            feed_full_reload_s: 600,
+            feed_volunteer_ttl_ms: 5_000,
         }
     }
 }
@@ -252,6 +269,16 @@ impl Config {
                 "NUANXIN_DATABASE_POOL must be a positive number, not {v:?}"
             );
             self.database_pool = Some(n);
+        }
+        if let Some(v) = var("NUANXIN_FEED_REFRESH_MS") {
+            self.visits.feed_refresh_ms = v.parse().map_err(|_| {
+                anyhow::anyhow!("NUANXIN_FEED_REFRESH_MS must be a number, not {v:?}")
+            })?;
+        }
+        if let Some(v) = var("NUANXIN_FEED_VOLUNTEER_TTL_MS") {
+            self.visits.feed_volunteer_ttl_ms = v.parse().map_err(|_| {
+                anyhow::anyhow!("NUANXIN_FEED_VOLUNTEER_TTL_MS must be a number, not {v:?}")
+            })?;
         }
         if let Some(v) = var("NUANXIN_LOGIN_PER_MINUTE") {
             self.login_per_minute = v.parse().map_err(|_| {

@@ -231,7 +231,11 @@ async fn start_cron(state: &AppState) -> anyhow::Result<JobsHandle> {
 /// run. The change is already committed: a failure is logged and the nightly run retries.
 pub async fn replan(state: &AppState, family: uuid::Uuid) {
     let opts = state.plan_options(state.today());
+    let started = chrono::Utc::now();
     if let Err(e) = scheduler::generate::replan_family(&state.db, family, &opts).await {
         tracing::error!(%family, error = %e, "re-planning after a change failed; the nightly run will retry");
+    }
+    if let Err(e) = state.feed.catch_up(&state.db, started).await {
+        tracing::warn!(error = %e, "the feed's index will see the new plan at its next refresh");
     }
 }

@@ -15,6 +15,7 @@ pub mod db;
 pub mod demo;
 pub mod eligibility;
 pub mod error;
+pub mod feed_index;
 pub mod geo;
 pub mod h5;
 pub mod ics;

@@ -48,6 +48,10 @@ impl<V: Clone> TtlCache<V> {
     pub fn clear(&self) {
         self.map.lock().expect("list cache lock").clear();
     }
+
+    pub fn remove(&self, key: &str) {
+        self.map.lock().expect("list cache lock").remove(key);
+    }
 }
 
 /// A list's totals and pages (`P`).

@@ -122,6 +122,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ..Config::default()
     };
     config.jobs.enabled = options.jobs;
+    // Tests write visits straight into the database and read the feed at once.
+    config.visits.feed_refresh_ms = 0;
+    config.visits.feed_volunteer_ttl_ms = 0;
     // Every message template goes out through the fake's visit notice; the dispatcher
     // runs with the jobs, and tests call it directly otherwise.
     config.notify.miniprogram_state = "developer".into();
@@ -150,9 +153,18 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     if let Some(configure) = options.configure {
         configure(&mut config);
     }
+    start(config, wechat, dir, options.demo_families).await
+}
+
+async fn start(
+    config: Config,
+    wechat: FakeWeChat,
+    dir: tempfile::TempDir,
+    demo_families: Option<usize>,
+) -> TestApp {
     let app = Application::build(config).await.expect("server builds");
     let state = app.state();
-    if let Some(n) = options.demo_families {
+    if let Some(n) = demo_families {
         server::demo::seed(&state, n)
             .await
             .expect("demo data loads");
@@ -196,6 +208,18 @@ pub async fn database_url(dir: &tempfile::TempDir) -> String {
 }
 
 impl TestApp {
+    /// A second API instance on this one's database (as behind a load balancer), with
+    /// this one's configuration changed by `configure`.
+    pub async fn another_instance(&self, configure: fn(&mut Config)) -> TestApp {
+        let mut config = self.state.config.clone();
+        config.addr = "127.0.0.1:0".into();
+        configure(&mut config);
+        let wechat = FakeWeChat::spawn("127.0.0.1:0", FakeConfig::default())
+            .await
+            .expect("fake WeChat starts");
+        start(config, wechat, tempfile::tempdir().expect("temp dir"), None).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

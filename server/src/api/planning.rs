@@ -546,7 +546,8 @@ impl Api {
 
         let mut plan = state.plan_options(local.date_naive());
         plan.region_path = Some(region.path.clone());
-        let (db, run) = (db.clone(), ticket.clone());
+        let (db, run, feed) = (db.clone(), ticket.clone(), state.feed.clone());
+        let started = chrono::Utc::now();
         tokio::spawn(async move {
             let work_db = db.clone();
             // A panic is recorded as a failure instead of leaving "running" behind.
@@ -560,6 +561,9 @@ impl Api {
             }
             if let Err(e) = finish_run(&db, &run, &result).await {
                 tracing::error!(run = %run.id, error = %e, "recording a planning run failed");
+            }
+            if let Err(e) = feed.catch_up(&db, started).await {
+                tracing::warn!(error = %e, "the feed's index will see the new plan at its next refresh");
             }
         });
         Ok(RunStarted::Accepted(Json(view(

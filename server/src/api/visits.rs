@@ -50,6 +50,7 @@ use crate::{
         check, full_weeks, local_midnight, next_radius, visible,
     },
     error::{ApiError, ApiResult},
+    feed_index::Search,
     geo::{METRES_PER_DEGREE, bounding_box, metres_per_degree_lng},
     input::{Input, Validate, text},
     notify,
@@ -1017,9 +1018,20 @@ impl Api {
         let state = &self.0;
         let db = &state.db;
         let now = Utc::now();
-        let (v, held) =
-            volunteer_and_held(db, auth.0.user_id, now - Duration::days(HELD_LOOKBACK_DAYS))
+        let key = auth.0.user_id.to_string();
+        let (v, held) = match state.feed_takers.get(&key) {
+            Some(cached) => cached,
+            None => {
+                let read = volunteer_and_held(
+                    db,
+                    auth.0.user_id,
+                    now - Duration::days(HELD_LOOKBACK_DAYS),
+                )
                 .await?;
+                state.feed_takers.put(key, read.clone());
+                read
+            }
+        };
         let filters = Filters {
             kind: kind.0.map(|k| k.trim().to_string()),
             from: from.0,
@@ -1090,6 +1102,70 @@ impl Api {
             .home
             .filter(|h| *h != origin)
             .map(|h| (h, taker.reach_m()));
+
+        // From memory, once the index has loaded.
+        state.feed.before_read(db).await?;
+        let from_memory = state.feed.read(|grid| {
+            grid.search(&Search {
+                now,
+                origin,
+                limit_m,
+                after,
+                kind: filters.kind.as_deref(),
+                between,
+                taker: &taker,
+                held: &held,
+                tz,
+                want: limit + 1,
+            })
+        });
+        if let Some(mut found) = from_memory {
+            let more = found.len() > limit;
+            found.truncate(limit);
+            let next_cursor = match (more, found.last()) {
+                (true, Some((key, ..))) => Some(encode_cursor(&FeedCursor {
+                    b: key.band,
+                    e: nanos(key.window_end),
+                    i: key.id,
+                    o: (origin.lat, origin.lng),
+                    f: filters.fingerprint(),
+                })),
+                _ => None,
+            };
+            let items = found
+                .into_iter()
+                .map(|(_, d, v)| FeedItem {
+                    id: v.offer.id,
+                    kind: v.kind.clone(),
+                    kinds: v
+                        .kinds
+                        .clone()
+                        .filter(|k| !k.is_empty())
+                        .unwrap_or_else(|| vec![v.kind.clone()]),
+                    channel: v.channel.clone(),
+                    window_start: v.offer.window.start,
+                    window_end: v.offer.window.end,
+                    planned_date: v.planned_date,
+                    preferred_time: v.preferred_time.clone(),
+                    visitor_gender: v.visitor_gender.clone(),
+                    volunteers_needed: v.offer.volunteers_needed,
+                    claims_count: v.offer.claims_count,
+                    required_skills: v
+                        .offer
+                        .required_skills
+                        .iter()
+                        .filter_map(|s| Skill::parse(s))
+                        .collect(),
+                    gentle: v.gentle,
+                    first_visit: v.first_visit,
+                    category: v.category,
+                    category_label: v.category.label().into(),
+                    village: v.village.clone(),
+                    distance_km: approx_km(d),
+                })
+                .collect();
+            return Ok(Json(FeedPage { items, next_cursor }));
+        }
 
         let prefilter = |radius_m: f64| Prefilter {
             now,
@@ -1297,6 +1373,7 @@ impl Api {
             .ok_or(ApiError::NotFound("走访"))?;
         notify::produce::claimed(&txn, &state.config.reminders, tz, &task, user, now).await?;
         txn.commit().await?;
+        feed_sees(state, task.id, user).await;
         Ok(Claimed::Created(Json(claim_view(state, &claim, &task))))
     }
 
@@ -1375,6 +1452,7 @@ impl Api {
         )
         .await?;
         txn.commit().await?;
+        feed_sees(state, task.id, user).await;
         Ok(Json(claim_view(state, &claim, &task)))
     }
 
@@ -1461,6 +1539,7 @@ impl Api {
         .insert(&txn)
         .await?;
         txn.commit().await?;
+        feed_sees(state, task.id, volunteer).await;
         Ok(Json(claim_view(state, &claim, &task)))
     }
 
@@ -1756,6 +1835,16 @@ pub(crate) async fn take_place(
         }
     };
     Ok(Some(claim))
+}
+
+/// A visit this instance changed, into the feed's index at once (other instances read it
+/// at their next refresh). The change is committed: a failure here only leaves it to the
+/// next refresh of this one too.
+async fn feed_sees(state: &AppState, id: Uuid, volunteer: Uuid) {
+    state.feed_takers.remove(&volunteer.to_string());
+    if let Err(e) = state.feed.reload(&state.db, &[id]).await {
+        tracing::warn!(error = %e, "the feed's index will see a visit's change at its next refresh");
+    }
 }
 
 /// The family's village when it lies in `scope`.

@@ -395,6 +395,7 @@ impl Api {
         )
         .await?;
         txn.commit().await?;
+        self.0.feed_takers.remove(&v.user_id.to_string());
         Ok(Json(self.full_view(v).await?))
     }
 
@@ -415,6 +416,7 @@ impl Api {
         row.status = Set(VolunteerStatus::Rejected);
         row.updated_at = Set(Utc::now());
         let v = row.update(db).await?;
+        self.0.feed_takers.remove(&v.user_id.to_string());
         audit::record(
             db,
             Some(auth.0.user_id),
@@ -516,6 +518,7 @@ impl Api {
         )
         .await?;
         txn.commit().await?;
+        self.0.feed_takers.remove(&v.user_id.to_string());
         Ok(Json(self.full_view(v).await?))
     }
 }

@@ -1206,3 +1206,174 @@ async fn visits_the_planner_makes_are_offered_and_taken_like_any_other() {
     claim(&app, &v, planned.id).await.ok();
     assert_eq!(app.visit_row(planned.id).await.claims_count, 1);
 }
+
+// ---------------------------------------------------------------------------------------
+// The feed reads open visits from memory; the database stays the authority
+
+/// An instance that refreshes its feed only when a test says so (as if its interval had
+/// passed), after its first load.
+fn refreshed_by_hand(config: &mut server::config::Config) {
+    config.visits.feed_refresh_ms = 3_600_000;
+}
+
+/// An instance that refreshes its feed every tenth of a second in the background.
+fn refreshed_often(config: &mut server::config::Config) {
+    config.visits.feed_refresh_ms = 100;
+}
+
+async fn refresh(app: &TestApp) {
+    app.state.feed.refresh(&app.state.db).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_visit_changed_behind_the_feeds_back_shows_after_the_refresh_and_a_claim_meanwhile_is_refused_cleanly()
+ {
+    let app = spawn_app_with(Options {
+        configure: Some(refreshed_by_hand),
+        ..Options::default()
+    })
+    .await;
+    let v = volunteer(&app).await;
+    let f = family(&app, 1.0).await;
+    let visit = app.visit(VisitSpec::new(f, day(3), 24)).await;
+    refresh(&app).await;
+    let page = feed(&app, &v, "").await;
+    assert!(offered(&page, visit));
+    assert_eq!(page["items"][0]["category"], "bereaved");
+
+    // Another instance fills it with a plain UPDATE that does not touch updated_at.
+    visit_task::Entity::update_many()
+        .col_expr(
+            visit_task::Column::ClaimsCount,
+            sea_orm::sea_query::Expr::col(visit_task::Column::VolunteersNeeded),
+        )
+        .col_expr(
+            visit_task::Column::Status,
+            sea_orm::sea_query::Expr::value(visit_task::status::CLAIMED),
+        )
+        .filter(visit_task::Column::Id.eq(visit))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    // Not refreshed yet: still offered, and the claim says it is full.
+    assert!(offered(&feed(&app, &v, "").await, visit));
+    claim(&app, &v, visit).await.error(409, "visit_full");
+    assert!(claims_on(&app, visit).await.is_empty());
+    refresh(&app).await;
+    assert!(!offered(&feed(&app, &v, "").await, visit));
+
+    // Freed again, and the family's category corrected in the register.
+    visit_task::Entity::update_many()
+        .col_expr(
+            visit_task::Column::ClaimsCount,
+            sea_orm::sea_query::Expr::value(0),
+        )
+        .col_expr(
+            visit_task::Column::Status,
+            sea_orm::sea_query::Expr::value(visit_task::status::OPEN),
+        )
+        .filter(visit_task::Column::Id.eq(visit))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    refresh(&app).await;
+    assert!(offered(&feed(&app, &v, "").await, visit));
+    entity::family::Entity::update_many()
+        .col_expr(
+            entity::family::Column::Category,
+            sea_orm::sea_query::Expr::value("disabled_child"),
+        )
+        .filter(entity::family::Column::Id.eq(f))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    refresh(&app).await;
+    let page = feed(&app, &v, "").await;
+    assert_eq!(page["items"][0]["id"], visit.to_string());
+    assert_eq!(page["items"][0]["category"], "disabled_child");
+    assert_eq!(page["items"][0]["category_label"], "伤残");
+}
+
+#[tokio::test]
+async fn a_claim_on_one_instance_leaves_its_feed_at_once_and_the_others_at_their_refresh() {
+    let a = spawn_app_with(Options {
+        configure: Some(refreshed_often),
+        ..Options::default()
+    })
+    .await;
+    let b = a.another_instance(refreshed_by_hand).await;
+    let first = volunteer(&a).await;
+    let second = volunteer(&a).await;
+    let f = family(&a, 1.0).await;
+    let visit = a.visit(VisitSpec::new(f, day(3), 24)).await;
+    let near = a.visit(VisitSpec::new(f, day(5), 24)).await;
+    refresh(&b).await;
+    assert!(offered(&feed(&b, &first, "").await, visit));
+    let seen_by_a = async |id: Uuid, wanted: bool| {
+        for _ in 0..100 {
+            if offered(&feed(&a, &second, "").await, id) == wanted {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    };
+    assert!(
+        seen_by_a(visit, true).await,
+        "instance A never offered the visit"
+    );
+
+    // Taken through B: B's feed drops it at once, without a refresh.
+    assert_eq!(claim(&b, &first, visit).await.status, 201);
+    let on_b = feed(&b, &second, "").await;
+    assert!(!offered(&on_b, visit));
+    assert!(offered(&on_b, near));
+    // A reads the change at its next refresh; a claim through A meanwhile is refused.
+    claim(&a, &second, visit).await.error(409, "visit_full");
+    assert!(
+        seen_by_a(visit, false).await,
+        "instance A kept offering a full visit"
+    );
+    assert!(offered(&feed(&a, &second, "").await, near));
+
+    // Given back through B: offered by both again.
+    b.delete(
+        &format!("/api/visits/{visit}/claims/mine"),
+        Some(&first.token),
+    )
+    .await
+    .ok();
+    assert!(offered(&feed(&b, &second, "").await, visit));
+    assert!(
+        seen_by_a(visit, true).await,
+        "instance A never offered the freed visit"
+    );
+}
+
+/// An instance that keeps a volunteer's profile and held visits for an hour.
+fn takers_kept(config: &mut server::config::Config) {
+    config.visits.feed_volunteer_ttl_ms = 3_600_000;
+}
+
+#[tokio::test]
+async fn a_volunteers_own_claim_changes_their_feed_at_once_though_their_visits_are_kept() {
+    let app = spawn_app_with(Options {
+        configure: Some(takers_kept),
+        ..Options::default()
+    })
+    .await;
+    let v = volunteer(&app).await;
+    let taken = visit_at(&app, 1.0, 3).await;
+    let overlapping = visit_at(&app, 2.0, 3).await;
+    let page = feed(&app, &v, "").await;
+    assert!(offered(&page, taken) && offered(&page, overlapping));
+    assert_eq!(claim(&app, &v, taken).await.status, 201);
+    let page = feed(&app, &v, "").await;
+    assert!(!offered(&page, taken));
+    assert!(!offered(&page, overlapping));
+    app.delete(&format!("/api/visits/{taken}/claims/mine"), Some(&v.token))
+        .await
+        .ok();
+    let page = feed(&app, &v, "").await;
+    assert!(offered(&page, taken) && offered(&page, overlapping));
+}
