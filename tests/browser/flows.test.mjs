@@ -214,6 +214,20 @@ test('a volunteer finds a visit, claims it, checks in, checks out and reports; t
   await family.reload();
   await family.locator('#my-wishes .answer', { hasText: '水电师傅' }).waitFor();
   await shot(family, '08b-family-wish-answered');
+  // A wish shown on the wall, without names, with the association's public answer.
+  await family.fill('#wish-text', '希望村里组织一次老人体检');
+  await family.locator('#wish-public').check();
+  await family.locator('#wish-send').click();
+  await family.locator('#my-wishes .card', { hasText: '老人体检' }).waitFor();
+  const shownWish = (await api(sys.base, 'GET', '/api/wishes', coordinator)).items.find((w) => w.content.includes('体检'));
+  await api(sys.base, 'POST', `/api/wishes/${shownWish.id}/answers`, coordinator, { content: '下月初卫生院上门体检', public: true });
+  await family.locator('#to-wall').click();
+  const onWall = family.locator('#wall .card', { hasText: '老人体检' });
+  await onWall.waitFor();
+  assert.match(await onWall.innerText(), /卫生院上门体检/);
+  assert.doesNotMatch(await family.locator('#wall').innerText(), /修水管/, 'a private wish stays off the wall');
+  await shot(family, '08c-family-wish-wall');
+  await family.getByRole('link', { name: '返回首页' }).click();
 
   // At the door: check in by position, check out.
   await page.locator('#go-do').click();
@@ -247,8 +261,9 @@ test('a volunteer finds a visit, claims it, checks in, checks out and reports; t
   const ask = family.locator('#family-inbox', { hasText: '条新消息' });
   await untilShown(family, ask);
   await ask.click();
+  // Other news came first (help, answers): the dispatcher brings this one within seconds.
   const message = family.locator('#inbox-list .card.unread', { hasText: '请确认这次走访' }).first();
-  await message.waitFor();
+  await untilShown(family, message);
   await shot(family, '12-family-inbox');
   await family.getByRole('button', { name: '全部标为已读' }).click();
   await family.getByText('没有未读消息').waitFor();

@@ -27,6 +27,7 @@ const routes = [
   [/^#\/c\/inbox$/, inbox.page, COORDINATOR_TABS],
   [/^#\/f$/, family.home, null],
   [/^#\/f\/inbox$/, inbox.page, null],
+  [/^#\/f\/wall$/, family.wall, null],
   [/^#\/none$/, login.nothingHere, null],
 ];
 

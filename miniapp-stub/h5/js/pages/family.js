@@ -47,6 +47,27 @@ function helpPanel() {
 
 const WISH_STATUS = { open: '等待回复', in_progress: '正在办', done: '已办好' };
 
+/** The county's wall (回音壁): wishes families agreed to show, without names, and the
+ * association's public answers. */
+export async function wall() {
+  const list = h('div', { id: 'wall' });
+  const more = h('div');
+  async function load(page) {
+    const r = await api.wishWall(page);
+    if (page === 1 && !r.items.length) list.append(h('p', { class: 'muted' }, '心愿墙上还没有心愿。'));
+    list.append(...r.items.map((w) => h('div', { class: 'card', 'data-wish': w.id },
+      h('div', { class: 'row' }, h('span', { class: 'tag' }, w.kind_label), h('span', { class: 'muted' }, w.village),
+        h('span', { class: 'muted' }, WISH_STATUS[w.status] || '')),
+      h('p', {}, w.content),
+      w.answers.map((a) => h('p', { class: 'answer' }, '协会回复：', a.content)))));
+    more.replaceChildren(r.page * r.per_page < r.total
+      ? h('button', { class: 'big', onclick: () => load(page + 1) }, '再看一些') : '');
+  }
+  show(h('h1', {}, '心愿墙'), h('p', { class: 'muted' }, '大家的心愿和协会的回复，不写名字。'), list, more,
+    h('a', { class: 'button big', href: '#/f' }, '返回首页'));
+  try { await load(1); } catch (e) { list.replaceChildren(alertBox(e.message)); }
+}
+
 /** My wishes and their answers, and a short form for a new one. */
 async function wishes() {
   const list = h('div', { id: 'my-wishes' });
@@ -79,7 +100,8 @@ async function wishes() {
     list,
     h('label', { for: 'wish-text' }, '有什么需要，或者想说的话'), text, kind,
     h('label', {}, shown, '可以不写名字，放到心愿墙上'),
-    message, send);
+    message, send,
+    h('a', { class: 'button big', href: '#/f/wall', id: 'to-wall' }, '看看心愿墙'));
 }
 
 function who(v) {

@@ -156,6 +156,7 @@ export function createApi({ transport, tokens, onLoggedOut }) {
     pressHelp: (kind) => post('/family/help', { kind }),
     myWishes: () => call('GET', '/family/wishes'),
     postWish: (content, kind, isPublic) => post('/family/wishes', { content, kind, public: isPublic }),
+    wishWall: (page) => call('GET', '/wishes/wall' + q({ page, per_page: 10 })),
     familyVisits: () => call('GET', '/family/visits'),
     familyCode: (id) => call('GET', '/family/visits/' + id + '/code'),
     confirm: (id, rating, comment) => post('/family/visits/' + id + '/confirm', { rating, comment }),
