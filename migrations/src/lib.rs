@@ -17,6 +17,7 @@ mod m20261125_000011_gifts_health;
 mod m20261125_000012_community;
 mod m20261125_000013_visit_changes;
 mod m20261125_000014_household;
+mod m20261125_000015_outbox_due;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000012_community::Migration),
             Box::new(m20261125_000013_visit_changes::Migration),
             Box::new(m20261125_000014_household::Migration),
+            Box::new(m20261125_000015_outbox_due::Migration),
         ]
     }
 }
