@@ -72,10 +72,25 @@ pub struct VolunteerChange {
     pub home_lng: Option<f64>,
     /// Suspend (`suspended`) or reinstate (`approved`).
     pub status: Option<VolunteerStatus>,
+    /// The weekdays they can visit on, 1 (Monday) to 7 (Sunday); proposals keep to them.
+    pub weekdays: Option<Vec<u8>>,
 }
 
 impl Validate for VolunteerChange {
     fn validate(&self) -> ApiResult<()> {
+        if let Some(days) = &self.weekdays {
+            if days.is_empty() {
+                return Err(ApiError::field("weekdays", "请至少选择一天"));
+            }
+            for (i, d) in days.iter().enumerate() {
+                if !(1..=7).contains(d) || days[..i].contains(d) {
+                    return Err(ApiError::field(
+                        format!("weekdays[{i}]"),
+                        "星期应为 1（周一）到 7（周日），不能重复",
+                    ));
+                }
+            }
+        }
         if let Some(c) = self.weekly_capacity {
             range("weekly_capacity", c, 0, 50)?;
         }
@@ -123,6 +138,9 @@ pub struct VolunteerView {
     pub weekly_capacity: i32,
     pub status: VolunteerStatus,
     pub approved_at: Option<chrono::DateTime<Utc>>,
+    /// The weekdays they visit on (1 = Monday); absent: any day.
+    #[oai(skip_serializing_if_is_none)]
+    pub weekdays: Option<Vec<u8>>,
 }
 
 fn skills_of(list: &StringList) -> Vec<Skill> {
@@ -156,6 +174,14 @@ fn view(v: volunteer::Model, user: Option<&app_user::Model>, masked: bool) -> Vo
         weekly_capacity: v.weekly_capacity,
         status: v.status,
         approved_at: v.approved_at,
+        weekdays: v.availability.get("weekdays").and_then(|d| {
+            d.as_array().map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_u64())
+                    .map(|x| x as u8)
+                    .collect()
+            })
+        }),
     }
 }
 
@@ -505,6 +531,11 @@ impl Api {
         }
         if let Some(s) = b.status {
             row.status = Set(s);
+        }
+        if let Some(days) = &b.weekdays {
+            let mut days = days.clone();
+            days.sort_unstable();
+            row.availability = Set(json!({ "weekdays": days }));
         }
         row.updated_at = Set(Utc::now());
         let v = row.update(&txn).await?;

@@ -237,3 +237,37 @@ async fn someone_registering_finds_their_village_tier_by_tier_without_logging_in
     let bad = app.get("/api/volunteers/areas?parent_id=nope", None).await;
     assert_eq!(bad.status, 400, "{:?}", bad.body);
 }
+
+#[tokio::test]
+async fn a_coordinator_records_the_weekdays_a_volunteer_can_visit_on() {
+    let app = spawn_app().await;
+    let v = app
+        .volunteer(tests::visits::VolunteerSpec::at(31.30, 116.60))
+        .await;
+    let city = app.token_for(people::CITY).await;
+    let path = format!("/api/volunteers/{}", v.volunteer_id);
+    assert!(
+        app.get(&path, Some(&city)).await.ok()["weekdays"].is_null(),
+        "any day until said otherwise"
+    );
+    let changed = app
+        .patch(&path, Some(&city), json!({"weekdays": [6, 2]}))
+        .await
+        .ok();
+    assert_eq!(changed["weekdays"], json!([2, 6]));
+
+    // Bad days are refused by position, and nothing changes.
+    app.patch(&path, Some(&city), json!({"weekdays": [1, 8]}))
+        .await
+        .invalid("weekdays[1]");
+    app.patch(&path, Some(&city), json!({"weekdays": [3, 3]}))
+        .await
+        .invalid("weekdays[1]");
+    app.patch(&path, Some(&city), json!({"weekdays": []}))
+        .await
+        .invalid("weekdays");
+    assert_eq!(
+        app.get(&path, Some(&city)).await.ok()["weekdays"],
+        json!([2, 6])
+    );
+}
