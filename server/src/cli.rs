@@ -153,7 +153,10 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let state = std::sync::Arc::new(AppState::new(config).await?);
             state.load_demo_data_if_wanted().await?;
             let jobs = crate::jobs::start(&state).await?;
+            // Help requests a dead API process left are taken over here too.
+            let help = crate::notify::emergency::Watch::start(state.clone());
             stop_requested().await;
+            help.stop();
             jobs.shutdown().await;
         }
         Command::Plan { from, days, batch } => {

@@ -5,6 +5,8 @@
 //!   failures mixed in, it loses no message, and the duplicates stay within the sends in
 //!   flight at the kills (WeChat has no idempotency key: a send it accepted just before the
 //!   kill is sent again);
+//! - it also takes over a help request an API process left unacknowledged when it died,
+//!   and escalates it one tier up;
 //! - `dispatch_100k` (ignored: a benchmark) sends 100 000 messages with 10% passing
 //!   failures and prints how many per second, with duplicates and losses counted;
 //!   `enqueue_cost_of_claims` (ignored too) prints what queuing its messages adds to a claim.
@@ -16,7 +18,7 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{Duration, Utc};
 use entity::{
     BirthCalendar, FamilyCategory, MemberRelation, UserStatus, app_user, family_member,
-    notification, subscription_quota,
+    help_request, notification, subscription_quota,
 };
 use miniapp_stub::TEMPLATE_VISIT_NOTICE as TPL;
 use sea_orm::{
@@ -272,6 +274,69 @@ async fn a_dispatcher_killed_again_and_again_loses_nothing_and_repeats_only_send
         duplicates <= kills as u64 * CONCURRENCY as u64,
         "{duplicates} duplicates after {kills} kills of dispatchers sending {CONCURRENCY} at a time"
     );
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_process_escalates_a_help_request_nobody_answered() {
+    // The test's own server waits a day before escalating: only the jobs process, with
+    // the default 10 minutes, escalates this one.
+    let app = spawn_app_with(Options {
+        configure: Some(|c| c.help.escalate_after_secs = 24 * 3600),
+        ..options()
+    })
+    .await;
+    let mut world = World::new().await;
+    configure(&mut world, &app, 50, CONCURRENCY);
+    let family = app
+        .family_at("杨柳村", FamilyCategory::Bereaved, "钱秀英", None)
+        .await;
+    // Pressed 20 minutes ago; the API process that took it died before anyone answered.
+    let made = Utc::now() - Duration::minutes(20);
+    let id = Uuid::now_v7();
+    help_request::ActiveModel {
+        id: Set(id),
+        family_id: Set(family),
+        requester_id: Set(None),
+        kind: Set("general".into()),
+        message: Set(String::new()),
+        status: Set("open".into()),
+        acknowledged_at: Set(None),
+        acknowledged_by: Set(None),
+        resolved_at: Set(None),
+        created_at: Set(made),
+        escalation_level: Set(0),
+        escalated_at: Set(None),
+        resolved_by: Set(None),
+        resolution: Set(None),
+    }
+    .insert(&app.state.db)
+    .await
+    .unwrap();
+
+    let mut p = world.spawn(&app.state.config.database_url, &["jobs"], "jobs-help");
+    let started = Instant::now();
+    loop {
+        let level = help_request::Entity::find_by_id(id)
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .escalation_level;
+        if level >= 1 {
+            break;
+        }
+        if let Some(status) = p.exited() {
+            panic!("jobs ended ({status}):\n{}", p.log());
+        }
+        assert!(
+            started.elapsed() < StdDuration::from_secs(60),
+            "not escalated after 60 s\n{}",
+            p.log()
+        );
+        tokio::time::sleep(StdDuration::from_millis(200)).await;
+    }
+    p.kill();
     world.finish().await;
 }
 
