@@ -8,6 +8,10 @@ use sea_orm::entity::prelude::*;
 /// cadre's pre-assigned visit stays `open` with `assigned_cadre_id`) → `in_progress`
 /// (checked in at the door) → `reported` → `confirmed` (by the family); `open` or `claimed`
 /// → `missed` when the window passes; any → `cancelled`.
+/// The kind of a cadre's phone call passing a message on to a family that could not be
+/// reached otherwise: the cadre's errand, not a visit the family's care counts.
+pub const MESSAGE_CALL: &str = "message_call";
+
 pub mod status {
     pub const OPEN: &str = "open";
     pub const CLAIMED: &str = "claimed";

@@ -180,6 +180,7 @@ fn due_in(scope: &Scope, p: &Period) -> Select<visit_task::Entity> {
         .filter(visit_task::Column::WindowEnd.gt(p.start))
         .filter(visit_task::Column::WindowEnd.lte(p.end))
         .filter(visit_task::Column::Status.ne(status::CANCELLED))
+        .filter(crate::visits::care_visits())
 }
 
 /// Reported visits of the scope due in the period that the family has not confirmed

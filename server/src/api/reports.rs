@@ -1711,8 +1711,7 @@ impl Api {
         use visit_task::Column as T;
         let select = visit_task::Entity::find()
             .filter(T::FamilyId.is_in(families))
-            // A cadre's call passing on a message is the cadre's errand, not a visit.
-            .filter(T::Kind.ne(crate::notify::dispatch::CALL_KIND))
+            .filter(crate::visits::care_visits())
             .filter(
                 Condition::any()
                     .add(

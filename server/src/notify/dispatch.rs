@@ -928,8 +928,6 @@ async fn send_sms(
     }
 }
 
-/// The kind of the phone-call visits that carry a message to a family.
-pub const CALL_KIND: &str = "message_call";
 /// How long the cadre has to make the call.
 const CALL_DAYS: i64 = 2;
 
@@ -968,7 +966,7 @@ async fn call_task(
         id: Set(Uuid::now_v7()),
         family_id: Set(family.family.id),
         rule_id: Set(None),
-        kind: Set(CALL_KIND.into()),
+        kind: Set(visit_task::MESSAGE_CALL.into()),
         channel: Set("phone_call".into()),
         unique_key: Set(key.clone()),
         window_start: Set(now),
@@ -979,7 +977,7 @@ async fn call_task(
         required_skills: Set(StringList(Vec::new())),
         assigned_cadre_id: Set(cadre),
         planned_date: Set(Some(today)),
-        kinds: Set(Some(StringList(vec![CALL_KIND.into()]))),
+        kinds: Set(Some(StringList(vec![visit_task::MESSAGE_CALL.into()]))),
         reasons: Set(Some(StringList(vec![
             format!("电话转告：{}", message.title),
             message.body.clone(),

@@ -39,10 +39,16 @@ struct Member {
     phone: String,
 }
 
-async fn member(app: &TestApp, village: &str, consent_sms: bool, phone: &str) -> Member {
+/// A bereaved family in `village` that agreed to SMS or not.
+async fn family_consenting(
+    app: &TestApp,
+    village: &str,
+    consent_sms: bool,
+    at: Option<(f64, f64)>,
+) -> Uuid {
     let db = &app.state.db;
     let family = app
-        .family_at(village, FamilyCategory::Bereaved, "钱秀英", None)
+        .family_at(village, FamilyCategory::Bereaved, "钱秀英", at)
         .await;
     let mut f = family::Entity::find_by_id(family)
         .one(db)
@@ -52,6 +58,12 @@ async fn member(app: &TestApp, village: &str, consent_sms: bool, phone: &str) ->
         .into_active_model();
     f.consent_sms = Set(consent_sms);
     f.update(db).await.unwrap();
+    family
+}
+
+async fn member(app: &TestApp, village: &str, consent_sms: bool, phone: &str) -> Member {
+    let db = &app.state.db;
+    let family = family_consenting(app, village, consent_sms, None).await;
     let user = Uuid::now_v7();
     let now = Utc::now();
     let openid = format!("o-{}", user.simple());
@@ -803,23 +815,7 @@ async fn dead_letters_are_listed_within_the_coordinators_region_and_can_be_sent_
 /// A family in 杨柳村 at a place near the volunteers, none of whose members uses the app;
 /// the mother has a phone.
 async fn family_without_the_app(app: &TestApp, consent_sms: bool, phone: &str) -> Uuid {
-    let db = &app.state.db;
-    let family = app
-        .family_at(
-            "杨柳村",
-            FamilyCategory::Bereaved,
-            "钱秀英",
-            Some((31.301, 116.601)),
-        )
-        .await;
-    let mut f = family::Entity::find_by_id(family)
-        .one(db)
-        .await
-        .unwrap()
-        .unwrap()
-        .into_active_model();
-    f.consent_sms = Set(consent_sms);
-    f.update(db).await.unwrap();
+    let family = family_consenting(app, "杨柳村", consent_sms, Some((31.301, 116.601))).await;
     add_member(app, family, MemberRelation::Mother, None, Some(phone), None).await;
     family
 }
