@@ -184,7 +184,7 @@ async fn app_can_be_embedded_as_an_endpoint() {
     let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).unwrap();
     let host = poem::Route::new().nest("/wechat", app(FakeConfig::default()));
     let server = tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(host));
-    let client = reqwest::Client::new();
+    let client = client();
 
     let minted: Value = client
         .post(format!("{base}/__fake/codes"))

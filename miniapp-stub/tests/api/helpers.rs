@@ -9,6 +9,16 @@ pub const SECRET: &str = "demo-secret";
 /// An openid with a long-term credit, used by `token_errcode` to probe a token.
 const PROBE_OPENID: &str = "o-token-probe";
 
+/// A reqwest client; the first call installs rustls' ring provider, which reqwest
+/// needs before any client is built (tests run in any order).
+pub fn client() -> reqwest::Client {
+    static RUSTLS: Once = Once::new();
+    RUSTLS.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::new()
+}
+
 pub struct TestApp {
     pub fake: FakeWeChat,
     pub base: String,
@@ -17,10 +27,6 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        static RUSTLS: Once = Once::new();
-        RUSTLS.call_once(|| {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        });
         let fake = FakeWeChat::spawn("127.0.0.1:0", FakeConfig::default())
             .await
             .expect("spawn fake");
@@ -29,7 +35,7 @@ impl TestApp {
         TestApp {
             fake,
             base,
-            client: reqwest::Client::new(),
+            client: client(),
         }
     }
 
