@@ -1,8 +1,8 @@
 // The H5 pages in a real browser, as people use them: a volunteer finds a visit in the
 // feed, claims it, checks in at the family's door, checks out and reports; the family
 // logs in with WeChat and an invite code, sees who is coming, confirms and rates the
-// visit; both find their messages; a claim that loses a race says so; someone new
-// registers as a volunteer. Screenshots of every page at phone size go
+// visit; both find their messages; a claim that loses a race says so; a volunteer signs up
+// for an event and a family replies to its invitation; someone new registers as a volunteer. Screenshots of every page at phone size go
 // to artifacts/ (git-ignored).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -51,7 +51,8 @@ async function fixture(base, db) {
   open(ids[1], new Date(Date.now() + 30 * hour), new Date(Date.now() + 54 * hour));
   const mother = family.members.find((m) => m.relation === 'mother');
   const invite = await api(base, 'POST', `/api/families/${family.id}/invites`, coordinator, { member_id: mother.id });
-  return { home, now: ids[0], race: ids[1], invite: invite.code };
+  const father = family.members.find((m) => m.relation === 'father');
+  return { home, now: ids[0], race: ids[1], invite: invite.code, family: family.id, father: father.id };
 }
 
 before(async () => {
@@ -251,6 +252,7 @@ test('a volunteer finds a visit, claims it, checks in, checks out and reports; t
   const fieldError = page.locator('[data-field=bp_systolic] .field-error');
   await fieldError.filter({ hasText: /./ }).waitFor();
   assert.match(await page.getByRole('alert').innerText(), /收缩压/);
+  assert.doesNotMatch(await fieldError.innerText(), /bp_systolic/, 'the field is named as the form names it');
   await shot(page, '10-report-invalid');
   await page.fill('input[name=bp_systolic]', '135');
   await page.locator('#submit-report').click();
@@ -340,6 +342,165 @@ test('a visit nobody took gets a proposed holder with the reason, and the coordi
   await desk.context().close();
 });
 
+test('a volunteer signs up for an event, a full one says so, and the family replies to its invitation', async () => {
+  const coordinator = await devToken(sys.base, COORDINATOR);
+  const county = (await api(sys.base, 'GET', '/api/regions?q=' + encodeURIComponent('东城县'), coordinator)).items[0];
+  const day = 24 * 3600e3;
+  const at = (days, hours) => new Date(Date.now() + days * day + hours * 3600e3).toISOString();
+  const event = (body) => api(sys.base, 'POST', '/api/events', coordinator, { region_id: county.id, ...body });
+  const gathering = await event({
+    kind: 'festival', title: '冬至包饺子联欢会', location: '东城县文化活动中心二楼', description: '一起包饺子，有车接送',
+    starts_at: at(3, 0), ends_at: at(3, 3), capacity: 30, volunteer_slots: 3,
+  });
+  const training = await event({
+    kind: 'training', title: '陪伴技巧培训', location: '东城县计生协会议室',
+    starts_at: at(4, 0), ends_at: at(4, 2), capacity: 1, volunteer_slots: 1,
+  });
+  await api(sys.base, 'POST', `/api/events/${gathering.id}/invitations`, coordinator, { family_ids: [fx.family] });
+
+  // The volunteer signs up for the gathering.
+  const page = await volunteerPage();
+  await loginAsDemo(page, VOLUNTEER, '01-login');
+  await page.getByRole('link', { name: '活动' }).click();
+  const card = page.locator(`#event-list [data-event="${gathering.id}"]`);
+  await card.waitFor();
+  assert.match(await card.innerText(), /还剩 3 个/);
+  assert.match(await card.innerText(), /东城县文化活动中心二楼/);
+  await card.getByRole('button', { name: '报名参加' }).click();
+  await card.getByText('您已报名').waitFor();
+  const listed = await api(sys.base, 'GET', '/api/volunteer/events', await devToken(sys.base, VOLUNTEER));
+  assert.equal(listed.items.find((e) => e.id === gathering.id).volunteers, 1);
+  // Withdrawing (after a "sure?") frees the place; signing up again takes it back.
+  page.once('dialog', (d) => d.accept());
+  await card.getByRole('button', { name: '取消报名' }).click();
+  await card.getByText('还剩 3 个').waitFor();
+  await card.getByRole('button', { name: '报名参加' }).click();
+  await card.getByText('您已报名').waitFor();
+
+  // The training's one place goes to someone else while the page is open.
+  const full = page.locator(`#event-list [data-event="${training.id}"]`);
+  assert.match(await full.innerText(), /还剩 1 个/);
+  let taken = false;
+  for (let n = 1; n <= 20 && !taken; n++) {
+    const other = await devToken(sys.base, '139' + String(n).padStart(8, '0')).catch(() => null);
+    if (other) taken = await api(sys.base, 'POST', `/api/events/${training.id}/signup`, other).then(() => true, () => false);
+  }
+  assert.ok(taken, 'another demo volunteer could take the place');
+  await full.getByRole('button', { name: '报名参加' }).click();
+  await full.getByRole('alert').waitFor();
+  assert.match(await full.getByRole('alert').innerText(), /名额已满/);
+  assert.ok(await full.getByRole('button', { name: '名额已满' }).isDisabled(), 'a full event offers no sign-up');
+  await shot(page, '24-volunteer-events');
+  await page.context().close();
+
+  // The family (the father, on his own phone) accepts the invitation with one tap.
+  const { code } = await api(sys.base, 'POST', `/api/families/${fx.family}/invites`, coordinator, { member_id: fx.father });
+  const family = await (await browser.newContext(PHONE)).newPage();
+  family.on('pageerror', (e) => assert.fail('script error on the family page: ' + e.message));
+  await family.goto(sys.base + '/app/');
+  await family.getByRole('button', { name: '微信登录' }).click();
+  await family.fill('#invite-code', code);
+  await family.getByRole('button', { name: '绑定' }).click();
+  const invitation = family.locator(`#family-events [data-event="${gathering.id}"]`);
+  await invitation.waitFor();
+  assert.match(await invitation.innerText(), /有车接送/);
+  await invitation.getByRole('button', { name: '我去参加' }).click();
+  await invitation.getByText('您已答应参加').waitFor();
+  const replies = await api(sys.base, 'GET', `/api/events/${gathering.id}/invitations`, coordinator);
+  assert.equal(replies.items[0].status, 'accepted');
+  await shot(family, '25-family-invitation');
+
+  // An empty wish is refused beside its box, in the form's words, not the API's field name.
+  await family.locator('#wish-send').click();
+  const refused = family.locator('[data-field=content] .field-error');
+  await refused.filter({ hasText: /./ }).waitFor();
+  assert.match(await refused.innerText(), /心愿内容/);
+  assert.doesNotMatch(await refused.innerText(), /content/);
+  await shot(family, '26-family-wish-empty');
+  await family.context().close();
+});
+
+/**
+ * What an older eye or finger would struggle with on the page: text whose contrast with
+ * what is behind it is under 4.5:1 (WCAG AA), and buttons lower than 44 px.
+ */
+async function hardToRead(page) {
+  return page.evaluate(() => {
+    const rgb = (c) => {
+      const [r, g, b, a = 1] = c.match(/[\d.]+/g).map(Number);
+      return { r, g, b, a };
+    };
+    const lum = ({ r, g, b }) => {
+      const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const behind = (el) => {
+      for (; el; el = el.parentElement) {
+        const c = rgb(getComputedStyle(el).backgroundColor);
+        if (c.a > 0) return c;
+      }
+      return { r: 255, g: 255, b: 255 };
+    };
+    const out = [];
+    for (const el of document.querySelectorAll('#app *')) {
+      if (el.closest('[disabled]') || !el.getClientRects().length) continue;
+      const what = `${el.tagName} "${el.textContent.trim().slice(0, 12)}"`;
+      if ([...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) {
+        const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(behind(el))];
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        if (ratio < 4.5) out.push(`${what} ${ratio.toFixed(1)}:1`);
+      }
+      const high = el.getBoundingClientRect().height;
+      if (el.matches('button, a.button') && high < 44) out.push(`${what} ${Math.round(high)} px high`);
+    }
+    return out;
+  });
+}
+
+test('the family page reads well: large text, high contrast, buttons a finger can hit', async () => {
+  const coordinator = await devToken(sys.base, COORDINATOR);
+  const village = (await api(sys.base, 'GET', '/api/regions?q=' + encodeURIComponent('杨柳村'), coordinator)).items[0];
+  const created = await api(sys.base, 'POST', '/api/families', coordinator, {
+    region_id: village.id, register_no: 'H5-TEST-2', category: 'empty_nest', head_name: '钱玉芬',
+    address: '杨柳村2组3号', phone: '13712345679', lat: village.lat + 0.001, lng: village.lng + 0.001,
+    members: [{ name: '钱玉芬', relation: 'mother', birth_year: 1948, birth_month: 6, birth_day: 9 }],
+  });
+  const { code } = await api(sys.base, 'POST', `/api/families/${created.id}/invites`, coordinator,
+    { member_id: created.members[0].id });
+  const page = await (await browser.newContext(PHONE)).newPage();
+  page.on('pageerror', (e) => assert.fail('script error on the family page: ' + e.message));
+  await page.goto(sys.base + '/app/');
+  await page.getByRole('button', { name: '微信登录' }).click();
+  await page.fill('#invite-code', code);
+  await page.getByRole('button', { name: '绑定' }).click();
+  await page.locator('#family-visits .card').first().waitFor();
+  await page.getByRole('button', { name: '我需要帮助' }).click();
+  assert.deepEqual(await hardToRead(page), [], 'as it opens');
+
+  // 大字 makes the words larger at once, and keeps the help panel open.
+  const size = () => page.locator('#family-visits h3').first().evaluate((el) => parseFloat(getComputedStyle(el).fontSize));
+  const before = await size();
+  await page.getByRole('button', { name: '大字' }).click();
+  assert.ok(await size() >= before * 1.25, `large text: ${before} px → ${await size()} px`);
+  await page.locator('#help-send').waitFor();
+  // 高对比: light words on black, and every word still clear.
+  await page.getByRole('button', { name: '高对比' }).click();
+  const ground = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert.equal(ground, 'rgb(0, 0, 0)');
+  assert.deepEqual(await hardToRead(page), [], 'in large text and high contrast');
+  await shot(page, '27-family-large-high-contrast');
+
+  // The settings stay for the next time, on the wish wall too.
+  await page.reload();
+  await page.locator('#family-visits .card').first().waitFor();
+  assert.equal(await page.locator('[data-setting=large]').getAttribute('aria-pressed'), 'true');
+  await page.locator('#to-wall').click();
+  await page.getByRole('heading', { name: '心愿墙' }).waitFor();
+  assert.equal(await page.locator('[data-setting=contrast]').getAttribute('aria-pressed'), 'true');
+  assert.deepEqual(await hardToRead(page), [], 'the wish wall');
+  await page.context().close();
+});
+
 /** The villages' route through the tiers: {county, township, village} ids of `name`. */
 async function areaOf(name) {
   const below = async (id) => (await api(sys.base, 'GET', '/api/volunteers/areas' + (id ? '?parent_id=' + id : ''))).items;
@@ -372,7 +533,10 @@ test('someone new registers as a volunteer on the phone and waits for approval',
   await page.locator('#area-village:not([disabled])').waitFor();
   await page.selectOption('#area-village', area.village);
   await page.getByRole('button', { name: '提交报名' }).click();
-  // A short phone number is refused by name, and nothing is registered.
+  // A short phone number is refused beside the field, by its name, and nothing is registered.
+  const beside = page.locator('[data-field=phone]');
+  await beside.filter({ hasText: /./ }).waitFor();
+  assert.match(await beside.innerText(), /手机号/);
   assert.match(await page.getByRole('alert').innerText(), /手机号/);
   await shot(page, '18-register-invalid');
 
@@ -396,4 +560,19 @@ test('the mini-program shares the H5 pages\' API client', async () => {
     readFileSync(new URL('h5/js/shared/core.js', root), 'utf8'),
     'mp/shared/core.js must be a copy of h5/js/shared/core.js',
   );
+});
+
+test('every mini-program page in app.json is there, and its taps reach a handler', async () => {
+  const { readFileSync, existsSync } = await import('node:fs');
+  const mp = new URL('../../miniapp-stub/mp/', import.meta.url);
+  const app = JSON.parse(readFileSync(new URL('app.json', mp), 'utf8'));
+  for (const tab of app.tabBar.list) assert.ok(app.pages.includes(tab.pagePath), `tab ${tab.pagePath} is a page`);
+  for (const page of app.pages) {
+    for (const ext of ['js', 'wxml', 'json']) assert.ok(existsSync(new URL(`${page}.${ext}`, mp)), `${page}.${ext} exists`);
+    const js = readFileSync(new URL(`${page}.js`, mp), 'utf8');
+    const wxml = readFileSync(new URL(`${page}.wxml`, mp), 'utf8');
+    for (const [, handler] of wxml.matchAll(/\bbind\w+="(\w+)"/g)) {
+      assert.match(js, new RegExp(`\\b${handler}\\s*\\(`), `${page}.wxml binds ${handler}, which ${page}.js defines`);
+    }
+  }
 });

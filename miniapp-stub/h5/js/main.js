@@ -9,7 +9,7 @@ import * as inbox from './pages/inbox.js';
 import * as coordinator from './pages/coordinator.js';
 
 const COORDINATOR_TABS = [['#/c/workload', '工作量'], ['#/c/proposals', '分配'], ['#/c/coverage', '随访覆盖'], ['#/c/reports', '报表'], ['#/c/inbox', '消息']];
-const VOLUNTEER_TABS = [['#/v/feed', '找走访'], ['#/v/mine', '我的走访'], ['#/v/hours', '志愿时长'], ['#/v/inbox', '消息']];
+const VOLUNTEER_TABS = [['#/v/feed', '找走访'], ['#/v/mine', '我的走访'], ['#/v/events', '活动'], ['#/v/hours', '志愿时长'], ['#/v/inbox', '消息']];
 
 const routes = [
   [/^#\/login$/, login.page, null],
@@ -18,6 +18,7 @@ const routes = [
   [/^#\/v\/do\/([\w-]+)$/, volunteer.doVisit, VOLUNTEER_TABS],
   [/^#\/v\/report\/([\w-]+)$/, volunteer.report, VOLUNTEER_TABS],
   [/^#\/v\/mine$/, volunteer.mine, VOLUNTEER_TABS],
+  [/^#\/v\/events$/, volunteer.events, VOLUNTEER_TABS],
   [/^#\/v\/hours$/, volunteer.hours, VOLUNTEER_TABS],
   [/^#\/v\/inbox$/, inbox.page, VOLUNTEER_TABS],
   [/^#\/c\/workload$/, coordinator.workload, COORDINATOR_TABS],

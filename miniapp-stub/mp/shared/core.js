@@ -28,6 +28,40 @@ export function claimRefusal(err) {
   return err.message;
 }
 
+/** What a person reads when an event sign-up or an invitation reply is refused. */
+export function eventRefusal(err, forFamily) {
+  if (err.code === 'full') {
+    return forFamily
+      ? '这个活动的名额已经满了，这次去不了。下次活动我们再请您。'
+      : '名额已满：这个活动的志愿者名额刚刚被报满了。看看别的活动吧。';
+  }
+  if (err.code === 'already_signed_up') return '您已经报名了这个活动。';
+  if (err.code === 'closed') return '这个活动已开始或已取消，不能再报名或回复。';
+  return err.message;
+}
+
+/**
+ * A refused form's message in the words of the form: the API names its fields in
+ * English ("content 不能为空", "phone"), a person reads the form's own labels.
+ * `labels` maps the API's field names to them; returns { field, text } where `field` is
+ * the form's field ("needs[2]" → "needs") and `text` the message to show beside it.
+ */
+export function fieldMessage(err, labels) {
+  const field = (err.field || '').replace(/[.[].*$/, '');
+  const label = labels[field];
+  let text = err.message || '';
+  if (err.code === 'validation_failed' && /^字段无效/.test(text)) {
+    // A wrong type or value, reported in the parser's English: say it plainly.
+    text = label ? label + '填写有误' : '填写有误，请检查';
+  } else if (label) {
+    // "content 不能为空" → "心愿内容不能为空"; a message without the name gets it in front.
+    const named = new RegExp('\\b' + field.replace(/\W/g, '') + '(?:\\[(\\d+)\\])?(?!\\w)\\s*', 'g');
+    const replaced = text.replace(named, (_, i) => label + (i ? '第 ' + (Number(i) + 1) + ' 条' : ''));
+    text = replaced === text ? label + '：' + text : replaced;
+  }
+  return { field, text };
+}
+
 /**
  * createApi({ transport, tokens, onLoggedOut })
  *  transport({ method, path, headers, body }) → Promise<{ status, body }> (status 0: no network)
@@ -133,6 +167,13 @@ export function createApi({ transport, tokens, onLoggedOut }) {
     // and the ones the person accepted in wx.requestSubscribeMessage (one message each).
     subscriptions: () => call('GET', '/me/subscriptions'),
     reportAccepted: (accepted) => post('/me/subscriptions', { accepted }),
+
+    // Events (活动): a volunteer signs up; a family replies to its invitation.
+    volunteerEvents: (page) => call('GET', '/volunteer/events' + q({ page, per_page: 10 })),
+    signUp: (id) => post('/events/' + id + '/signup'),
+    withdraw: (id) => call('DELETE', '/events/' + id + '/signup'),
+    familyEvents: () => call('GET', '/family/events' + q({ per_page: 20 })),
+    replyEvent: (id, accept) => post('/family/events/' + id + '/reply', { accept }),
 
     // Everyone's messages
     inbox: (cursor) => call('GET', '/me/inbox' + q({ cursor })),
@@ -248,6 +289,30 @@ export const WISH_KINDS = [
   ['other', '其他'],
 ];
 
+/** What a wish's form is made of, to name the field the API refused. */
+export const WISH_FIELDS = {
+  content: '心愿内容',
+  kind: '心愿类别',
+  public: '放到心愿墙上',
+};
+
+export const WISH_STATUS = { open: '等待回复', in_progress: '正在办', done: '已办好' };
+
+const EVENT_KINDS = { birthday: '集体庆生', festival: '节日联欢', training: '培训', other: '活动' };
+export const eventKindLabel = (k) => EVENT_KINDS[k] || '活动';
+
+/** An event's time as a person says it: "12月5日（周六）14:00–16:00". */
+export function eventWhen(start, end) {
+  const same = dayLabel(start) === dayLabel(end);
+  return dayLabel(start) + ' ' + timeLabel(start) + '–' + (same ? '' : dayLabel(end) + ' ') + timeLabel(end);
+}
+
+/** Volunteer places still free on an event (0 when full). */
+export const placesLeft = (e) => Math.max(0, e.volunteer_slots - e.volunteers);
+
+/** A family's reply to an invitation, in plain words. */
+export const REPLY_LABELS = { invited: '还没回复', accepted: '您已答应参加', declined: '您已说这次不去' };
+
 /** The labels of the registration form's fields, to name the one the API refused. */
 export const REGISTRATION_FIELDS = {
   name: '姓名',
@@ -326,3 +391,65 @@ export function distanceLabel(km) {
   if (km === null || km === undefined) return '';
   return km < 1 ? '1 公里内' : '约 ' + km + ' 公里';
 }
+
+// ---------------------------------------------------------------------------------------
+// The coordinator's figures, as the pages of both sides lay them out.
+
+/** A volunteer's load bar: the fill and the capacity mark in percent of the bar. */
+export function loadBar(value, capacity) {
+  const max = Math.max(capacity, value, 1);
+  return {
+    fill: Math.round((100 * value) / max),
+    cap: capacity > 0 ? Math.round((100 * capacity) / max) : null,
+    over: value > capacity,
+  };
+}
+
+/** The workload board's summary line of the week. */
+export function weekSummary(w) {
+  const s = w.week_spread;
+  return '本周 ' + w.week.from + ' 至 ' + w.week.to + '：' + s.volunteers + ' 名志愿者，人均 ' +
+    s.mean.toFixed(1) + ' 次，最多 ' + s.max + ' 次' +
+    (s.max_over_mean ? '（人均的 ' + s.max_over_mean.toFixed(1) + ' 倍）' : '') + '，基尼系数 ' + s.gini.toFixed(2);
+}
+
+export const TEAM_HEADERS = ['服务队', '人数', '本周', '本月', '本月错过'];
+export const teamRow = (x) => [x.name, x.volunteers, x.week.total, x.month.total, x.month.missed];
+export const VILLAGE_HEADERS = ['村（社区）', '待认领走访', '缺的人数'];
+export const villageRow = (x) => [x.name, x.visits, x.places];
+
+export const COVERAGE_HEADERS = ['地区', '家庭', '按规定走访', '走访过的家庭', '错过', '待确认'];
+/** A region's (or the total's) coverage line. */
+export const coverageRow = (name, n) => [name, n.families, percent(n.met_rate),
+  n.visited + '（' + percent(n.visited_rate) + '）', n.missed_visits, n.unconfirmed_visits];
+export const CATEGORY_HEADERS = ['类别', '家庭', '按规定走访', '走访过'];
+export const categoryRow = (k) => [k.label, k.families, percent(k.met_rate), percent(k.visited_rate)];
+export const NOT_VISITED_HEADERS = ['家庭', '村（社区）', '上次走访'];
+export const notVisitedRow = (f) => [f.head_name, f.village,
+  f.days_since === null || f.days_since === undefined ? '从未' : f.days_since + ' 天前'];
+export const LAPSE_HEADERS = ['家庭', '村（社区）', '类型', '时间'];
+export const lapseRow = (v) => [v.head_name, v.village, v.kind_label, windowLabel(v.window_start, v.window_end)];
+
+/** The filed report's figures as [指标, 数值] rows. */
+export function filingRows(f) {
+  return [
+    ['走访家庭（户）', f.families],
+    ['走访（户次）', f.household_visits],
+    ...f.by_kind.map((k) => [k.label + '（户次 / 人次）', k.visits + ' / ' + k.person_visits]),
+    ['慰问金（元）', f.cash_yuan],
+    ['送物品（次）', f.goods_visits],
+    ['志愿者（人 / 人次）', f.volunteers + ' / ' + f.volunteer_visits],
+    ['志愿服务时长（小时）', f.service_hours],
+    ['活动（场）', f.events_held],
+    ['心愿（收到 / 已回应）', f.wishes_received + ' / ' + f.wishes_answered],
+  ];
+}
+
+/** What a run of the assignment says. */
+export function assignmentRunMessage(r) {
+  return '新的建议 ' + r.proposed + ' 条' +
+    (r.unfilled ? '；' + r.unfilled + ' 个名额没有合适的志愿者，需要您安排' : '') + '。';
+}
+
+/** Pages of a `{page, per_page, total}` list: how many there are. */
+export const pageCount = (p) => Math.max(1, Math.ceil(p.total / p.per_page));

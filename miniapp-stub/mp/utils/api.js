@@ -42,8 +42,29 @@ export function wxLogin() {
 export async function homePage() {
   const me = await api.me();
   if (me.roles.includes('family')) return '/pages/family/family';
+  if (me.roles.includes('coordinator') || me.roles.includes('admin')) return '/pages/coordinator/workload';
   if (me.volunteer_status === 'approved') return '/pages/feed/feed';
   return null;
+}
+
+/**
+ * Downloads an export (GET /api/filings/xlsx…) and opens it in WeChat's viewer, from
+ * which the coordinator forwards or saves it. wx.downloadFile sends no JSON: the token
+ * goes in the header as for every call.
+ */
+export function openExport(path, fileType) {
+  const held = tokens.get();
+  return new Promise((resolve, reject) => {
+    wx.downloadFile({
+      url: apiBase + '/api' + path,
+      header: held ? { authorization: 'Bearer ' + held.access_token } : {},
+      success: (res) => {
+        if (res.statusCode !== 200) return reject(new Error('下载失败（' + res.statusCode + '）'));
+        wx.openDocument({ filePath: res.tempFilePath, fileType, showMenu: true, success: resolve, fail: reject });
+      },
+      fail: () => reject(new Error('网络不通，请检查网络后重试')),
+    });
+  });
 }
 
 export function showError(err) {

@@ -3,15 +3,18 @@
 // report the association files, as figures and as a file to download.
 import { api, download } from '../api.js';
 import { h, show, alertBox, busy, toast } from '../ui.js';
-import { percent, isoDate, monthStart, kindLabel, windowLabel } from '../shared/core.js';
+import {
+  isoDate, monthStart, kindLabel, windowLabel, loadBar, weekSummary, TEAM_HEADERS, teamRow,
+  VILLAGE_HEADERS, villageRow, COVERAGE_HEADERS, coverageRow, CATEGORY_HEADERS, categoryRow,
+  NOT_VISITED_HEADERS, notVisitedRow, LAPSE_HEADERS, lapseRow, filingRows, assignmentRunMessage, pageCount,
+} from '../shared/core.js';
 
 /** A bar of `value` against `capacity`, red past it. */
 function bar(value, capacity) {
-  const max = Math.max(capacity, value, 1);
-  const over = value > capacity;
+  const b = loadBar(value, capacity);
   return h('div', { class: 'bar', role: 'img', 'aria-label': value + ' / ' + capacity },
-    h('span', { class: 'fill' + (over ? ' over' : ''), style: 'width:' + Math.round((100 * value) / max) + '%' }),
-    capacity > 0 && h('span', { class: 'cap', style: 'left:' + Math.round((100 * capacity) / max) + '%' }));
+    h('span', { class: 'fill' + (b.over ? ' over' : ''), style: 'width:' + b.fill + '%' }),
+    b.cap !== null && h('span', { class: 'cap', style: 'left:' + b.cap + '%' }));
 }
 
 function table(headers, rows) {
@@ -22,7 +25,7 @@ function table(headers, rows) {
 
 /** Pages of a list: "上一页 / 下一页" around `render(page)`. */
 function pager(page, load) {
-  const pages = Math.max(1, Math.ceil(page.total / page.per_page));
+  const pages = pageCount(page);
   if (pages === 1) return '';
   return h('div', { class: 'row' },
     h('button', { disabled: page.page <= 1, onclick: () => load(page.page - 1) }, '上一页'),
@@ -38,11 +41,8 @@ export async function workload() {
 
   async function load(page) {
     const w = await api.workload({ page, per_page: 30 });
-    const s = w.week_spread;
     board.replaceChildren(
-      h('p', { class: 'muted' }, '本周 ' + w.week.from + ' 至 ' + w.week.to + '：' + s.volunteers + ' 名志愿者，人均 ' +
-        s.mean.toFixed(1) + ' 次，最多 ' + s.max + ' 次' +
-        (s.max_over_mean ? '（人均的 ' + s.max_over_mean.toFixed(1) + ' 倍）' : '') + '，基尼系数 ' + s.gini.toFixed(2)),
+      h('p', { class: 'muted' }, weekSummary(w)),
       h('div', { class: 'loads' }, w.volunteers.items.map((v) => h('div', { class: 'load', 'data-volunteer': v.volunteer_id },
         h('div', { class: 'row' },
           h('strong', {}, v.name), h('span', { class: 'muted' }, v.team || '未加入服务队'),
@@ -54,11 +54,10 @@ export async function workload() {
   try {
     await load(1);
     const t = await api.teamWorkload({ per_page: 50 });
-    teams.replaceChildren(table(['服务队', '人数', '本周', '本月', '本月错过'],
-      t.teams.items.map((x) => [x.name, x.volunteers, x.week.total, x.month.total, x.month.missed])));
+    teams.replaceChildren(table(TEAM_HEADERS, t.teams.items.map(teamRow)));
     const u = await api.unclaimedVillages({ per_page: 20 });
     villages.replaceChildren(u.items.length
-      ? table(['村（社区）', '待认领走访', '缺的人数'], u.items.map((x) => [x.name, x.visits, x.places]))
+      ? table(VILLAGE_HEADERS, u.items.map(villageRow))
       : h('p', { class: 'muted' }, '近两周的走访都有人认领。'));
   } catch (e) {
     board.replaceChildren(alertBox(e.message));
@@ -88,15 +87,11 @@ export async function coverage() {
   async function load() {
     try {
       const c = await api.coverage({ ...period.value(), per_page: 50 });
-      const line = (name, n) => [name, n.families, percent(n.met_rate), n.visited + '（' + percent(n.visited_rate) + '）',
-        n.missed_visits, n.unconfirmed_visits];
       rows.replaceChildren(
         h('p', { class: 'muted' }, c.region_name + '，' + c.period.from + ' 至 ' + c.period.to),
-        table(['地区', '家庭', '按规定走访', '走访过的家庭', '错过', '待确认'],
-          [...c.rows.items.map((r) => line(r.name, r)), line('合计', c.total)]),
+        table(COVERAGE_HEADERS, [...c.rows.items.map((r) => coverageRow(r.name, r)), coverageRow('合计', c.total)]),
         h('h2', {}, '按家庭类别'),
-        table(['类别', '家庭', '按规定走访', '走访过'],
-          c.total.by_category.map((k) => [k.label, k.families, percent(k.met_rate), percent(k.visited_rate)])));
+        table(CATEGORY_HEADERS, c.total.by_category.map(categoryRow)));
     } catch (e) {
       rows.replaceChildren(alertBox(e.message));
     }
@@ -105,8 +100,7 @@ export async function coverage() {
   try {
     const q = await api.notVisited({ days: 30, per_page: 20 });
     quiet.replaceChildren(q.items.length
-      ? table(['家庭', '村（社区）', '上次走访'], q.items.map((f) => [f.head_name, f.village,
-        f.days_since === null || f.days_since === undefined ? '从未' : f.days_since + ' 天前']))
+      ? table(NOT_VISITED_HEADERS, q.items.map(notVisitedRow))
       : h('p', { class: 'muted' }, '每个家庭 30 天内都有人去过。'));
   } catch (e) {
     quiet.replaceChildren(alertBox(e.message));
@@ -136,17 +130,7 @@ export async function reports() {
       const f = await api.filing(period.value());
       figures.replaceChildren(
         h('p', { class: 'muted' }, f.region_name + '，' + f.period.from + ' 至 ' + f.period.to),
-        table(['指标', '数值'], [
-          ['走访家庭（户）', f.families],
-          ['走访（户次）', f.household_visits],
-          ...f.by_kind.map((k) => [k.label + '（户次 / 人次）', k.visits + ' / ' + k.person_visits]),
-          ['慰问金（元）', f.cash_yuan],
-          ['送物品（次）', f.goods_visits],
-          ['志愿者（人 / 人次）', f.volunteers + ' / ' + f.volunteer_visits],
-          ['志愿服务时长（小时）', f.service_hours],
-          ['活动（场）', f.events_held],
-          ['心愿（收到 / 已回应）', f.wishes_received + ' / ' + f.wishes_answered],
-        ]));
+        table(['指标', '数值'], filingRows(f)));
     } catch (e) {
       figures.replaceChildren(alertBox(e.message));
     }
@@ -169,8 +153,7 @@ export async function proposals() {
     onclick: () => busy(run, async () => {
       try {
         const r = await api.runAssignment();
-        message.replaceChildren(h('div', { class: 'done' }, '新的建议 ' + r.proposed + ' 条' +
-          (r.unfilled ? '；' + r.unfilled + ' 个名额没有合适的志愿者，需要您安排' : '') + '。'));
+        message.replaceChildren(h('div', { class: 'done' }, assignmentRunMessage(r)));
         await load(1);
       } catch (e) { message.replaceChildren(alertBox(e.message)); }
     }),
@@ -223,7 +206,7 @@ export async function proposals() {
   try {
     const m = await api.lapses({ kind: 'missed', per_page: 20 });
     missed.replaceChildren(m.items.length
-      ? table(['家庭', '村（社区）', '类型', '时间'], m.items.map((v) => [v.head_name, v.village, v.kind_label, windowLabel(v.window_start, v.window_end)]))
+      ? table(LAPSE_HEADERS, m.items.map(lapseRow))
       : h('p', { class: 'muted' }, '本月没有错过的走访。'));
   } catch (e) { missed.replaceChildren(alertBox(e.message)); }
 }

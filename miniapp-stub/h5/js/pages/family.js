@@ -2,19 +2,26 @@
 // words, a "大字" and a "高对比" switch, and a help button at the top.
 import { api } from '../api.js';
 import { h, show, alertBox, busy } from '../ui.js';
-import { windowLabel, isoDate, HELP_KINDS, WISH_KINDS } from '../shared/core.js';
+import {
+  windowLabel, isoDate, HELP_KINDS, WISH_KINDS, WISH_FIELDS, WISH_STATUS,
+  eventKindLabel, eventWhen, eventRefusal, fieldMessage, REPLY_LABELS,
+} from '../shared/core.js';
 
+/** A reading switch: it changes the page at once and keeps what was typed or opened. */
 function setting(cls, label) {
   const on = document.documentElement.classList.contains(cls);
   return h('button', {
-    'aria-pressed': String(on),
-    onclick: () => {
+    'aria-pressed': String(on), 'data-setting': cls,
+    onclick: (e) => {
       const now = document.documentElement.classList.toggle(cls);
       localStorage.setItem('nx_' + cls, now ? '1' : '0');
-      home();
+      e.currentTarget.setAttribute('aria-pressed', String(now));
     },
   }, label);
 }
+
+/** Reading settings on every family page: the wall too. */
+const settings = () => h('div', { class: 'row' }, setting('large', '大字'), setting('contrast', '高对比'));
 
 /** Help: one tap tells the association's people at once; the emergency numbers too. */
 function helpPanel() {
@@ -45,8 +52,6 @@ function helpPanel() {
     h('p', {}, h('a', { class: 'button big', href: 'tel:120' }, '急救 120'), ' ', h('a', { class: 'button big', href: 'tel:110' }, '报警 110')));
 }
 
-const WISH_STATUS = { open: '等待回复', in_progress: '正在办', done: '已办好' };
-
 /** The county's wall (回音壁): wishes families agreed to show, without names, and the
  * association's public answers. */
 export async function wall() {
@@ -63,7 +68,7 @@ export async function wall() {
     more.replaceChildren(r.page * r.per_page < r.total
       ? h('button', { class: 'big', onclick: () => load(page + 1) }, '再看一些') : '');
   }
-  show(h('h1', {}, '心愿墙'), h('p', { class: 'muted' }, '大家的心愿和协会的回复，不写名字。'), list, more,
+  show(settings(), h('h1', {}, '心愿墙'), h('p', { class: 'muted' }, '大家的心愿和协会的回复，不写名字。'), list, more,
     h('a', { class: 'button big', href: '#/f' }, '返回首页'));
   try { await load(1); } catch (e) { list.replaceChildren(alertBox(e.message)); }
 }
@@ -73,18 +78,28 @@ async function wishes() {
   const list = h('div', { id: 'my-wishes' });
   const message = h('div');
   const text = h('textarea', { id: 'wish-text', rows: 3, maxlength: 500, placeholder: '例如：想请人帮忙修水管' });
-  const kind = h('select', { id: 'wish-kind', 'aria-label': '心愿类别' },
+  const textError = h('div', { class: 'field-error', id: 'wish-text-error' });
+  const kind = h('select', { id: 'wish-kind' },
     WISH_KINDS.map(([value, label]) => h('option', { value }, label)));
   const shown = h('input', { type: 'checkbox', id: 'wish-public' });
   const send = h('button', {
     class: 'primary big', id: 'wish-send',
     onclick: () => busy(send, async () => {
+      textError.textContent = '';
+      message.replaceChildren();
       try {
         await api.postWish(text.value.trim(), kind.value, shown.checked);
         text.value = '';
         message.replaceChildren(h('div', { class: 'done' }, '收到了，协会工作人员会尽快回复您。'));
         await load();
-      } catch (e) { message.replaceChildren(alertBox(e.message)); }
+      } catch (e) {
+        const { field, text: said } = fieldMessage(e, WISH_FIELDS);
+        // The words go beside the box they are about; anything else above the button.
+        if (field === 'content') {
+          textError.textContent = said;
+          text.focus();
+        } else message.replaceChildren(alertBox(said));
+      }
     }),
   }, '告诉协会');
   async function load() {
@@ -98,10 +113,52 @@ async function wishes() {
   return h('section', {},
     h('h2', {}, '我的心愿'),
     list,
-    h('label', { for: 'wish-text' }, '有什么需要，或者想说的话'), text, kind,
+    h('div', { 'data-field': 'content' }, h('label', { for: 'wish-text' }, '有什么需要，或者想说的话'), text, textError),
+    h('label', { for: 'wish-kind' }, '是哪方面的事'), kind,
     h('label', {}, shown, '可以不写名字，放到心愿墙上'),
     message, send,
     h('a', { class: 'button big', href: '#/f/wall', id: 'to-wall' }, '看看心愿墙'));
+}
+
+/** An invitation to an event: when, where, and one tap to say yes or no. */
+function invitationCard(inv, notice) {
+  const open = inv.event_status !== 'cancelled' && new Date(inv.starts_at) > new Date();
+  const reply = (button, accept) => busy(button, async () => {
+    let said;
+    try { await api.replyEvent(inv.event_id, accept); } catch (e) { said = eventRefusal(e, true); }
+    await invitations(said && { id: inv.event_id, text: said });
+  });
+  const yes = h('button', { class: 'primary big', onclick: () => reply(yes, true) }, '我去参加');
+  const no = h('button', { class: 'big', onclick: () => reply(no, false) }, '这次不去');
+  return h('section', { class: 'card', 'data-event': inv.event_id },
+    h('h3', {}, inv.title),
+    h('div', {}, eventKindLabel(inv.kind)),
+    h('div', {}, '时间：', eventWhen(inv.starts_at, inv.ends_at)),
+    h('div', {}, '地点：', inv.location),
+    inv.description && h('p', {}, inv.description),
+    inv.event_status === 'cancelled'
+      ? h('div', { class: 'tag' }, '活动取消了')
+      : h('div', { class: inv.reply === 'invited' ? 'reply' : 'reply done' }, REPLY_LABELS[inv.reply] || ''),
+    notice && alertBox(notice),
+    open && inv.reply !== 'accepted' && yes,
+    open && inv.reply !== 'declined' && no);
+}
+
+const invitationsBox = () => document.getElementById('family-events');
+
+/** The family's invitations still ahead; `notice` goes on the one a reply failed for. */
+async function invitations(notice) {
+  const box = invitationsBox();
+  if (!box) return;
+  try {
+    const { items } = await api.familyEvents();
+    const ahead = items.filter((i) => new Date(i.ends_at) > new Date())
+      .sort((a, b) => new Date(a.starts_at) - new Date(b.starts_at));
+    box.replaceChildren(...(ahead.length ? [h('h2', {}, '活动邀请'),
+      ...ahead.map((i) => invitationCard(i, notice && notice.id === i.event_id && notice.text))] : []));
+  } catch (e) {
+    box.replaceChildren(alertBox(e.message));
+  }
 }
 
 function who(v) {
@@ -200,14 +257,24 @@ export async function home() {
   const messages = h('a', { class: 'button big', href: '#/f/inbox', id: 'family-inbox' }, '我的消息');
   api.inbox().then((p) => { if (p.unread) messages.textContent = '我的消息（' + p.unread + ' 条新消息）'; }).catch(() => {});
   show(
-    h('div', { class: 'row' }, setting('large', '大字'), setting('contrast', '高对比'),
-      h('button', { onclick: async () => { await api.logout(); location.hash = '#/login'; } }, '退出')),
+    h('div', { class: 'row' }, settings(),
+      h('button', {
+        class: 'quiet',
+        onclick: async () => {
+          // A stray tap must not log a parent out: they would need help to come back.
+          if (!confirm('确定退出吗？')) return;
+          await api.logout();
+          location.hash = '#/login';
+        },
+      }, '退出')),
     helpButton, help,
     h('h1', {}, '谁来看您'),
     list,
+    h('div', { id: 'family-events' }),
     messages,
     await wishes(),
   );
+  invitations();
   try {
     const { items: visits } = await api.familyVisits();
     // The next few only: a long list is hard to read; the rest is one tap away.

@@ -5,7 +5,7 @@
 import { api, deviceOpenid } from '../api.js';
 import { h, show, alertBox, busy } from '../ui.js';
 import { home } from '../main.js';
-import { SKILLS, REGISTRATION_FIELDS } from '../shared/core.js';
+import { SKILLS, REGISTRATION_FIELDS, fieldMessage } from '../shared/core.js';
 
 /** Demo people of the demo data set (README), for the development picker. */
 const DEMO = [
@@ -113,9 +113,14 @@ function registerForm(ticket, go) {
     h('label', {}, h('input', { type: 'checkbox', name: 'skill', value }), label));
   const area = areaPicker();
   const message = h('div');
+  // Where a refused field's message shows: beside the field, read out (role=alert).
+  const errors = {};
+  const beside = (field) => (errors[field] = h('div', { class: 'field-error', 'data-field': field }));
   const button = h('button', {
     class: 'primary big',
     onclick: () => busy(button, async () => {
+      message.replaceChildren();
+      for (const box of Object.values(errors)) { box.textContent = ''; box.removeAttribute('role'); }
       try {
         if (!area.village()) throw Object.assign(new Error('请选择'), { field: 'region_id' });
         await api.registerVolunteer({
@@ -127,18 +132,22 @@ function registerForm(ticket, go) {
         });
         await go();
       } catch (e) {
-        const field = REGISTRATION_FIELDS[e.field];
-        message.replaceChildren(alertBox((field ? field + '：' : '') + e.message));
+        const { field, text } = fieldMessage(e, REGISTRATION_FIELDS);
+        const box = errors[field];
+        if (box) {
+          box.textContent = text;
+          box.setAttribute('role', 'alert');
+        } else message.replaceChildren(alertBox(text));
       }
     }),
   }, '提交报名');
   area.ready.catch((e) => message.replaceChildren(alertBox(e.message)));
   return [
     h('h1', {}, '志愿者报名'),
-    h('label', { for: 'reg-name' }, '姓名'), name,
-    h('label', { for: 'reg-phone' }, '手机号'), phone,
-    h('label', {}, '擅长（可多选）'), h('div', { class: 'choices' }, skills),
-    ...area.nodes,
+    h('label', { for: 'reg-name' }, '姓名'), name, beside('name'),
+    h('label', { for: 'reg-phone' }, '手机号'), phone, beside('phone'),
+    h('label', {}, '擅长（可多选）'), h('div', { class: 'choices' }, skills), beside('skills'),
+    ...area.nodes, beside('region_id'),
     message, button,
   ];
 }

@@ -1,10 +1,11 @@
 // The volunteer's pages: the feed, a visit and claiming it, doing it (check-in, check-out),
-// the report, my visits and my service hours.
+// the report, my visits, events to sign up for and my service hours.
 import { api } from '../api.js';
 import { h, show, toast, alertBox, busy } from '../ui.js';
 import {
   FEED_KINDS, SERVICES, MOODS, RISK_SIGNS, REPORT_FIELDS, SKILLS,
   kindLabel, statusLabel, windowLabel, distanceLabel, timeLabel, isoDate, claimRefusal,
+  eventKindLabel, eventWhen, placesLeft, eventRefusal, fieldMessage,
 } from '../shared/core.js';
 
 // The feed's filters live as long as the page is open (not stored).
@@ -245,11 +246,12 @@ export async function report(id) {
         show(h('h1', {}, '已提交'), h('div', { class: 'done', id: 'report-done' }, '走访记录已提交，谢谢您！家属确认后计入志愿时长。'),
           h('a', { class: 'button big center', href: '#/v/mine' }, '回到我的走访'));
       } catch (e) {
-        // The API names the field it refused ("needs[2]" → needs); show the message there.
-        const field = (e.field || '').replace(/\[.*$/, '');
+        // The API names the field it refused ("needs[2]" → needs): the message goes
+        // beside it, in the form's own words.
+        const { field, text } = fieldMessage(e, REPORT_FIELDS);
         const box = field && form.querySelector('[data-field="' + field + '"] .field-error');
-        if (box) box.textContent = e.message;
-        message.replaceChildren(alertBox((REPORT_FIELDS[field] ? REPORT_FIELDS[field] + '：' : '') + e.message));
+        if (box) box.textContent = text;
+        message.replaceChildren(alertBox(text));
       }
     });
   });
@@ -273,6 +275,67 @@ export async function mine() {
   }
   show(h('h1', {}, '我的走访'), bar, list);
   await load('upcoming');
+}
+
+/**
+ * One event: when, where, places left, and signing up or withdrawing. `reload(notice)`
+ * shows the list as it is now, with `notice` (why a tap failed) on this event's card.
+ */
+function eventCard(e, notice, reload) {
+  const left = placesLeft(e);
+  const act = (button, work, done) => busy(button, async () => {
+    try {
+      await work();
+      toast(done);
+      await reload();
+    } catch (err) {
+      // Whether someone was quicker or the event closed, show it as it is now.
+      await reload(eventRefusal(err));
+    }
+  });
+  const signUp = h('button', { class: 'primary big', onclick: () => act(signUp, () => api.signUp(e.id), '报名成功，谢谢您！') }, '报名参加');
+  const withdraw = h('button', {
+    class: 'big',
+    onclick: () => { if (confirm('确定取消报名吗？')) act(withdraw, () => api.withdraw(e.id), '已取消报名'); },
+  }, '取消报名');
+  return h('section', { class: 'card', 'data-event': e.id },
+    h('h3', {}, e.title),
+    h('div', { class: 'row' }, h('span', { class: 'tag' }, eventKindLabel(e.kind)), h('span', { class: 'muted' }, e.region)),
+    h('div', {}, '时间：', eventWhen(e.starts_at, e.ends_at)),
+    h('div', {}, '地点：', e.location),
+    e.description && h('p', { class: 'muted' }, e.description),
+    h('div', { class: 'places' }, e.signed_up ? '您已报名。' : left > 0 ? '志愿者名额还剩 ' + left + ' 个' : '志愿者名额已满',
+      h('span', { class: 'muted' }, '（共 ' + e.volunteer_slots + ' 个）')),
+    notice && alertBox(notice),
+    e.signed_up ? withdraw : left > 0 ? signUp : h('button', { class: 'big', disabled: true }, '名额已满'));
+}
+
+/** Events in my area that want volunteers: 集体庆生, festival gatherings, training. */
+export async function events() {
+  const list = h('div', { id: 'event-list' });
+  const more = h('div');
+  let shown = 1;
+  async function load(upTo, notice) {
+    // Reloads every page shown so far, so that a sign-up keeps the list where it was.
+    const items = [];
+    let last;
+    for (let page = 1; page <= upTo; page++) {
+      last = await api.volunteerEvents(page);
+      items.push(...last.items);
+    }
+    shown = upTo;
+    list.replaceChildren(...items.map((e) => eventCard(e, notice && notice.id === e.id && notice.text,
+      (text) => load(shown, text && { id: e.id, text }))));
+    // An event no longer listed (begun, cancelled) takes its notice to the top.
+    if (notice && !items.some((e) => e.id === notice.id)) list.prepend(alertBox(notice.text));
+    if (!items.length) list.append(h('p', { class: 'muted center' }, '附近暂时没有需要志愿者的活动。'));
+    more.replaceChildren(last.page * last.per_page < last.total
+      ? h('button', { class: 'big', onclick: () => load(shown + 1) }, '加载更多') : '');
+  }
+  show(h('h1', {}, '活动报名'),
+    h('p', { class: 'muted' }, '集体庆生、节日联欢、培训：您所在地区需要志愿者的活动，近的在前。'),
+    list, more);
+  await load(1);
 }
 
 export async function hours() {

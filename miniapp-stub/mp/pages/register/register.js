@@ -1,12 +1,12 @@
 import { api, homePage, showError } from '../../utils/api.js';
-import { SKILLS, REGISTRATION_FIELDS } from '../../shared/core.js';
+import { SKILLS, REGISTRATION_FIELDS, fieldMessage } from '../../shared/core.js';
 
 // A new WeChat account registers as a volunteer (the ticket comes from the login page);
 // a coordinator of the home village approves.
 Page({
   data: {
     ticket: '', name: '', phone: '', skills: Object.entries(SKILLS).map(([value, label]) => ({ value, label })),
-    chosen: [], tiers: [[], [], []], picked: [-1, -1, -1], error: '', waiting: false,
+    chosen: [], tiers: [[], [], []], picked: [-1, -1, -1], field: '', error: '', waiting: false,
   },
   async onLoad(query) {
     this.setData({ ticket: decodeURIComponent(query.ticket || '') });
@@ -32,7 +32,7 @@ Page({
   },
   async submit() {
     const village = this.data.tiers[2][this.data.picked[2]];
-    if (!village) return this.setData({ error: REGISTRATION_FIELDS.region_id + '：请选择' });
+    if (!village) return this.setData({ field: 'region_id', error: REGISTRATION_FIELDS.region_id + '：请选择' });
     try {
       await api.registerVolunteer({
         ticket: this.data.ticket, name: this.data.name.trim(), phone: this.data.phone.trim(),
@@ -42,8 +42,9 @@ Page({
       if (url) wx.reLaunch({ url });
       else this.setData({ waiting: true, error: '' });
     } catch (e) {
-      const field = REGISTRATION_FIELDS[e.field];
-      this.setData({ error: (field ? field + '：' : '') + e.message });
+      // Beside the field the API refused, in the form's words (as the H5 page).
+      const { field, text } = fieldMessage(e, REGISTRATION_FIELDS);
+      this.setData({ field: REGISTRATION_FIELDS[field] ? field : '', error: text });
     }
   },
 });

@@ -1,5 +1,5 @@
 import { api } from '../../utils/api.js';
-import { SERVICES, MOODS, RISK_SIGNS, REPORT_FIELDS } from '../../shared/core.js';
+import { SERVICES, MOODS, RISK_SIGNS, REPORT_FIELDS, fieldMessage } from '../../shared/core.js';
 
 Page({
   data: { id: '', services: SERVICES, moods: MOODS, risks: RISK_SIGNS, error: '', field: '', done: false },
@@ -23,8 +23,9 @@ Page({
       await api.report(this.data.id, body);
       this.setData({ done: true, error: '' });
     } catch (err) {
-      const field = (err.field || '').replace(/\[.*$/, '');
-      this.setData({ field, error: (REPORT_FIELDS[field] ? REPORT_FIELDS[field] + '：' : '') + err.message });
+      // Beside the field the API refused, in the form's words (as the H5 page).
+      const { field, text } = fieldMessage(err, REPORT_FIELDS);
+      this.setData({ field: REPORT_FIELDS[field] ? field : '', error: text });
     }
   },
 });
