@@ -3,15 +3,22 @@
 use crate::enums::StringList;
 use sea_orm::entity::prelude::*;
 
-/// The life of a visit (`status`): `open` (claims still wanted; partly claimed while
-/// `claims_count < volunteers_needed`) → `claimed` (every volunteer it needs holds it; a
-/// cadre's pre-assigned visit stays `open` with `assigned_cadre_id`) → `in_progress`
-/// (checked in at the door) → `reported` → `confirmed` (by the family); `open` or `claimed`
-/// → `missed` when the window passes; any → `cancelled`.
 /// The kind of a cadre's phone call passing a message on to a family that could not be
 /// reached otherwise: the cadre's errand, not a visit the family's care counts.
 pub const MESSAGE_CALL: &str = "message_call";
 
+/// Visits of the family's care: everything but a cadre's call passing a message on
+/// ([`MESSAGE_CALL`]). The one rule for every count of visits (the family's list,
+/// coverage, filings, workload) and for marking visits missed.
+pub fn care_visits() -> sea_orm::sea_query::SimpleExpr {
+    Column::Kind.ne(MESSAGE_CALL)
+}
+
+/// The life of a visit (`status`): `open` (claims still wanted; partly claimed while
+/// `claims_count < volunteers_needed`) → `claimed` (every volunteer it needs holds it; a
+/// cadre's pre-assigned visit stays `open` with `assigned_cadre_id`) → `in_progress`
+/// (checked in at the door) → `reported` → `confirmed` (by the family); `open` or `claimed`
+/// → `missed` when the window passes (not a message call); any → `cancelled`.
 pub mod status {
     pub const OPEN: &str = "open";
     pub const CLAIMED: &str = "claimed";
@@ -57,6 +64,8 @@ pub struct Model {
     pub needs_attention: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// A coordinator set the time by hand: the planner keeps it.
+    pub rescheduled_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

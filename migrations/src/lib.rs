@@ -18,6 +18,7 @@ mod m20261125_000012_community;
 mod m20261125_000013_visit_changes;
 mod m20261125_000014_household;
 mod m20261125_000015_outbox_due;
+mod m20261126_000016_rescheduled;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000013_visit_changes::Migration),
             Box::new(m20261125_000014_household::Migration),
             Box::new(m20261125_000015_outbox_due::Migration),
+            Box::new(m20261126_000016_rescheduled::Migration),
         ]
     }
 }

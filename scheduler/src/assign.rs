@@ -205,8 +205,6 @@ pub(crate) struct Cand {
     pub vol: u32,
     /// Continuity and distance.
     pub arc: i64,
-    pub km: f64,
-    pub past: u32,
 }
 
 /// A week as a number (ISO year × 100 + week).
@@ -223,6 +221,9 @@ pub(crate) struct Prepared {
     /// Held visits per volunteer and week.
     pub held_weeks: Vec<Vec<(WeekKey, u32)>>,
     pub weights: Weights,
+    /// The visits' weeks numbered from 0 (`weeks` of them), for flat per-volunteer tables.
+    pub wk: Vec<u32>,
+    pub weeks: usize,
 }
 
 impl Prepared {
@@ -243,11 +244,20 @@ impl Prepared {
                 w
             })
             .collect();
+        let mut keys = week.clone();
+        keys.sort_unstable();
+        keys.dedup();
+        let wk = week
+            .iter()
+            .map(|w| keys.binary_search(w).unwrap_or_default() as u32)
+            .collect();
         let mut me = Self {
             week,
             cands: vec![Vec::new(); p.visits.len()],
             held_weeks,
             weights: p.weights,
+            wk,
+            weeks: keys.len(),
         };
         me.candidates(p);
         me
@@ -272,11 +282,21 @@ impl Prepared {
             .iter()
             .map(|v| local_days(v.window, p.tz))
             .collect();
+        let cos_lat: Vec<f64> = p
+            .visits
+            .iter()
+            .map(|v| v.at.lat.to_radians().cos())
+            .collect();
         for (ui, u) in p.volunteers.iter().enumerate() {
             if u.weekly_capacity == 0 {
                 continue;
             }
+            let home_cos = u.home.lat.to_radians().cos();
             let reach_m = u.max_distance_km * 1000.0;
+            // A flat map first, with room to spare (it is within a percent of the sphere at
+            // these distances): most of the cells' visits lie beyond reach.
+            let per_lng = crate::geo::metres_per_degree_lng(u.home.lat);
+            let rough = (reach_m * 1.05).powi(2);
             let (dlat, dlng) = crate::geo::bounding_box(u.home.lat, reach_m);
             let (c0, c1) = (
                 cell(Point::new(u.home.lat - dlat, u.home.lng - dlng)),
@@ -289,9 +309,12 @@ impl Prepared {
                     };
                     for &vi in list {
                         let v = &p.visits[vi as usize];
-                        let d = u.home.distance_m(v.at);
-                        if d > reach_m
-                            || !v.skills.iter().all(|s| u.skills.contains(s))
+                        let dy = (v.at.lat - u.home.lat) * crate::geo::METRES_PER_DEGREE;
+                        let dx = (v.at.lng - u.home.lng) * per_lng;
+                        if dy * dy + dx * dx > rough {
+                            continue;
+                        }
+                        if !v.skills.iter().all(|s| u.skills.contains(s))
                             || v.exclude.contains(&u.id)
                             || !available(u, days[vi as usize])
                             || u.held.iter().any(|h| h.overlaps(&v.window))
@@ -300,24 +323,30 @@ impl Prepared {
                         {
                             continue;
                         }
+                        let d = haversine_m(u.home, home_cos, v.at, cos_lat[vi as usize]);
+                        if d > reach_m {
+                            continue;
+                        }
                         let past = u.history.get(&v.family).copied().unwrap_or(0);
-                        let km = d / 1000.0;
-                        let w = &self.weights;
-                        let arc = (SCALE * (w.continuity / (1.0 + past as f64) + w.distance * km))
-                            .round() as i64;
+                        let arc = self.arc(past, d / 1000.0);
                         self.cands[vi as usize].push(Cand {
                             vol: ui as u32,
                             arc,
-                            km,
-                            past,
                         });
                     }
                 }
             }
         }
+        // (arc, vol) is unique within a visit: the unstable sort orders as a stable one.
         for c in &mut self.cands {
-            c.sort_by_key(|c| (c.arc, c.vol));
+            c.sort_unstable_by_key(|c| (c.arc, c.vol));
         }
+    }
+
+    /// Continuity and distance of a volunteer who visited `past` times, `km` away.
+    fn arc(&self, past: u32, km: f64) -> i64 {
+        let w = &self.weights;
+        (SCALE * (w.continuity / (1.0 + past as f64) + w.distance * km)).round() as i64
     }
 
     /// The cost of the `load`-th visit of a week (1-based), capacity `cap`.
@@ -329,6 +358,16 @@ impl Prepared {
     pub fn month_step(&self, load: u32, cap: u32) -> i64 {
         (SCALE * self.weights.balance * (2 * load - 1) as f64 / (4 * cap) as f64).round() as i64
     }
+}
+
+/// [`crate::geo::distance_m`] with the cosines of the latitudes given: the same sums in
+/// the same order, so the same metres, without two cosines per pair.
+fn haversine_m(a: Point, cos_a: f64, b: Point, cos_b: f64) -> f64 {
+    const EARTH_RADIUS_M: f64 = 6_371_008.8;
+    let dp = (b.lat - a.lat).to_radians();
+    let dl = (b.lng - a.lng).to_radians();
+    let h = (dp / 2.0).sin().powi(2) + cos_a * cos_b * (dl / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_M * h.sqrt().asin()
 }
 
 fn held_in(weeks: &[(WeekKey, u32)], w: WeekKey) -> u32 {
@@ -437,17 +476,14 @@ pub(crate) fn outcome(p: &Problem, pre: &Prepared, pairs: &[(usize, usize)]) -> 
     let proposals = pairs
         .iter()
         .map(|&(vi, ui)| {
-            let c = pre.cands[vi]
-                .iter()
-                .find(|c| c.vol as usize == ui)
-                .expect("a candidate");
-            let u = &p.volunteers[ui];
+            let (v, u) = (&p.visits[vi], &p.volunteers[ui]);
+            let km = u.home.distance_m(v.at) / 1000.0;
             Proposal {
-                visit: p.visits[vi].id,
+                visit: v.id,
                 volunteer: u.id,
                 reason: Reason {
-                    past_visits: c.past,
-                    distance_km: (c.km * 10.0).round() / 10.0,
+                    past_visits: u.history.get(&v.family).copied().unwrap_or(0),
+                    distance_km: (km * 10.0).round() / 10.0,
                     week_load: weeks[&(ui, pre.week[vi])],
                     week_capacity: u.weekly_capacity,
                     month_load: months[&ui],
@@ -472,14 +508,34 @@ pub(crate) fn outcome(p: &Problem, pre: &Prepared, pairs: &[(usize, usize)]) -> 
 // ---------------------------------------------------------------------------------------
 // The heuristic
 
+/// A load, and the cost of one more.
+#[derive(Clone, Copy, Debug, Default)]
+struct Load {
+    load: u32,
+    next: i64,
+}
+
+impl Load {
+    fn set(&mut self, load: u32, step: impl Fn(u32) -> i64) {
+        self.load = load;
+        self.next = step(load + 1);
+    }
+}
+
 /// The assignment under construction.
 struct State<'a> {
     p: &'a Problem<'a>,
     pre: &'a Prepared,
-    /// Per volunteer: load per week (held and proposed), load this month, proposed windows
-    /// (sorted by start).
-    weeks: Vec<Vec<(WeekKey, u32)>>,
-    month: Vec<u32>,
+    /// Per volunteer: load per week (held and proposed; flat, `ui * pre.weeks + wk`), load
+    /// this month, proposed windows (sorted by start). With each load, what one more costs:
+    /// the searches read these for every candidate.
+    weeks: Vec<Load>,
+    month: Vec<Load>,
+    cap: Vec<u32>,
+    /// No volunteer's next visit costs less than this in load (week, month): once a
+    /// candidate's arc plus this cannot win, neither can the rest of its list. Lowered as
+    /// loads fall, made tight again by [`Self::refloor`]; none when more load is cheaper.
+    floor: Option<(i64, i64)>,
     windows: Vec<Vec<(Window, u32)>>,
     /// Per visit: the volunteers proposed (indices into `pre.cands[v]`).
     holders: Vec<Vec<u32>>,
@@ -487,18 +543,72 @@ struct State<'a> {
 
 impl<'a> State<'a> {
     fn new(p: &'a Problem<'a>, pre: &'a Prepared) -> Self {
+        let mut weeks = vec![Load::default(); p.volunteers.len() * pre.weeks];
+        for (ui, u) in p.volunteers.iter().enumerate() {
+            for w in &mut weeks[ui * pre.weeks..(ui + 1) * pre.weeks] {
+                w.set(0, |l| pre.week_step(l, u.weekly_capacity.max(1)));
+            }
+        }
+        for (vi, &wk) in pre.wk.iter().enumerate() {
+            for c in &pre.cands[vi] {
+                let ui = c.vol as usize;
+                let cap = p.volunteers[ui].weekly_capacity;
+                weeks[ui * pre.weeks + wk as usize]
+                    .set(held_in(&pre.held_weeks[ui], pre.week[vi]), |l| {
+                        pre.week_step(l, cap)
+                    });
+            }
+        }
+        let month = p
+            .volunteers
+            .iter()
+            .map(|u| {
+                let mut m = Load::default();
+                m.set(u.month_held, |l| {
+                    pre.month_step(l, u.weekly_capacity.max(1))
+                });
+                m
+            })
+            .collect();
         Self {
             p,
             pre,
-            weeks: pre.held_weeks.clone(),
-            month: p.volunteers.iter().map(|u| u.month_held).collect(),
+            weeks,
+            month,
+            cap: p.volunteers.iter().map(|u| u.weekly_capacity).collect(),
+            floor: None,
             windows: vec![Vec::new(); p.volunteers.len()],
             holders: vec![Vec::new(); p.visits.len()],
         }
     }
 
     fn cap(&self, ui: usize) -> u32 {
-        self.p.volunteers[ui].weekly_capacity
+        self.cap[ui]
+    }
+
+    /// The floors now: anyone's first visit of a week, and anyone's next of the month.
+    fn refloor(&mut self) {
+        if self.pre.weights.balance < 0.0 {
+            return;
+        }
+        let open = || (0..self.cap.len()).filter(|&ui| self.cap[ui] > 0);
+        let week = open().map(|ui| self.pre.week_step(1, self.cap[ui])).min();
+        let month = open().map(|ui| self.month[ui].next).min();
+        self.floor = week.zip(month);
+    }
+
+    /// Below what adding any candidate costs beyond its arc.
+    fn floor(&self) -> i64 {
+        self.floor.map_or(i64::MIN / 4, |(w, m)| w + m)
+    }
+
+    fn week_at(&self, vi: usize, ui: usize) -> usize {
+        ui * self.pre.weeks + self.pre.wk[vi] as usize
+    }
+
+    /// The load of `ui` in the week of `vi`.
+    fn week_load(&self, vi: usize, ui: usize) -> u32 {
+        self.weeks[self.week_at(vi, ui)].load
     }
 
     fn holds(&self, vi: usize, ui: u32) -> bool {
@@ -520,11 +630,14 @@ impl<'a> State<'a> {
 
     /// Whether `ui` can take `vi` now.
     fn fits(&self, vi: usize, ui: usize) -> bool {
-        held_in(&self.weeks[ui], self.pre.week[vi]) < self.cap(ui)
-            && self
-                .overlapping(ui, self.p.visits[vi].window)
-                .next()
-                .is_none()
+        self.week_load(vi, ui) < self.cap(ui) && self.fits_in_time(vi, ui)
+    }
+
+    /// Whether `ui` is free for `vi` as far as windows go, and not on it already.
+    fn fits_in_time(&self, vi: usize, ui: usize) -> bool {
+        self.overlapping(ui, self.p.visits[vi].window)
+            .next()
+            .is_none()
             && !self.holds(vi, ui as u32)
     }
 
@@ -532,12 +645,7 @@ impl<'a> State<'a> {
     fn add_cost(&self, vi: usize, ci: usize) -> i64 {
         let c = &self.pre.cands[vi][ci];
         let ui = c.vol as usize;
-        let cap = self.cap(ui);
-        c.arc
-            + self
-                .pre
-                .week_step(held_in(&self.weeks[ui], self.pre.week[vi]) + 1, cap)
-            + self.pre.month_step(self.month[ui] + 1, cap)
+        c.arc + self.weeks[self.week_at(vi, ui)].next + self.month[ui].next
     }
 
     /// What removing candidate `ci` of `vi` saves.
@@ -546,16 +654,30 @@ impl<'a> State<'a> {
         let ui = c.vol as usize;
         let cap = self.cap(ui);
         c.arc
-            + self
-                .pre
-                .week_step(held_in(&self.weeks[ui], self.pre.week[vi]), cap)
-            + self.pre.month_step(self.month[ui], cap)
+            + self.pre.week_step(self.week_load(vi, ui), cap)
+            + self.pre.month_step(self.month[ui].load, cap)
+    }
+
+    fn bump(&mut self, vi: usize, ui: usize, by: i32) {
+        let (pre, cap) = (self.pre, self.cap[ui]);
+        let at = self.week_at(vi, ui);
+        let w = &mut self.weeks[at];
+        w.set(w.load.wrapping_add_signed(by), |l| {
+            pre.week_step(l, cap.max(1))
+        });
+        let m = &mut self.month[ui];
+        m.set(m.load.wrapping_add_signed(by), |l| {
+            pre.month_step(l, cap.max(1))
+        });
+        let next = m.next;
+        if let Some((_, f)) = &mut self.floor {
+            *f = (*f).min(next);
+        }
     }
 
     fn add(&mut self, vi: usize, ci: usize) {
         let ui = self.pre.cands[vi][ci].vol as usize;
-        bump(&mut self.weeks[ui], self.pre.week[vi], 1);
-        self.month[ui] += 1;
+        self.bump(vi, ui, 1);
         let w = self.p.visits[vi].window;
         let list = &mut self.windows[ui];
         let at = list.partition_point(|(x, _)| x.start < w.start);
@@ -565,8 +687,7 @@ impl<'a> State<'a> {
 
     fn remove(&mut self, vi: usize, ci: usize) {
         let ui = self.pre.cands[vi][ci].vol as usize;
-        bump(&mut self.weeks[ui], self.pre.week[vi], -1);
-        self.month[ui] -= 1;
+        self.bump(vi, ui, -1);
         let list = &mut self.windows[ui];
         let at = list
             .iter()
@@ -583,14 +704,16 @@ impl<'a> State<'a> {
         let mut best: Option<(usize, i64)> = None;
         for (ci, c) in self.pre.cands[vi].iter().enumerate() {
             // Sorted by arc cost: nothing later can beat the best once its arc alone does.
-            if best.is_some_and(|(_, b)| c.arc >= b) {
+            if best.is_some_and(|(_, b)| c.arc + self.floor() >= b) {
                 break;
             }
-            if !self.fits(vi, c.vol as usize) {
+            // The cost first: it is cheaper to know than whether the windows allow.
+            let ui = c.vol as usize;
+            if self.week_load(vi, ui) >= self.cap(ui) {
                 continue;
             }
             let cost = self.add_cost(vi, ci);
-            if best.is_none_or(|(_, b)| cost < b) {
+            if best.is_none_or(|(_, b)| cost < b) && self.fits_in_time(vi, ui) {
                 best = Some((ci, cost));
             }
         }
@@ -664,7 +787,7 @@ impl<'a> State<'a> {
             return None;
         }
         let week = self.pre.week[vi];
-        let full = held_in(&self.weeks[ui], week) >= self.cap(ui);
+        let full = self.week_load(vi, ui) >= self.cap(ui);
         match first {
             Some(b) => (!full || self.pre.week[b as usize] == week).then_some(b as usize),
             None if full => self.windows[ui]
@@ -719,6 +842,7 @@ impl<'a> State<'a> {
 
     /// Moves single proposals to cheaper holders; true if any moved.
     fn improve(&mut self) -> bool {
+        self.refloor();
         let mut moved = false;
         for vi in 0..self.p.visits.len() {
             let mut k = 0;
@@ -727,15 +851,18 @@ impl<'a> State<'a> {
                 let saving = self.remove_saving(vi, ci);
                 let from = self.pre.cands[vi][ci].vol;
                 let mut best: Option<(usize, i64)> = None;
+                let floor = self.floor();
                 for (cj, c) in self.pre.cands[vi].iter().enumerate() {
-                    if c.arc >= saving {
+                    if c.arc + floor >= saving {
                         break;
                     }
-                    if c.vol == from || !self.fits(vi, c.vol as usize) {
+                    let ui = c.vol as usize;
+                    if c.vol == from || self.week_load(vi, ui) >= self.cap(ui) {
                         continue;
                     }
                     let delta = self.add_cost(vi, cj) - saving;
-                    if delta < 0 && best.is_none_or(|(_, b)| delta < b) {
+                    if delta < 0 && best.is_none_or(|(_, b)| delta < b) && self.fits_in_time(vi, ui)
+                    {
                         best = Some((cj, delta));
                     }
                 }
@@ -799,7 +926,10 @@ pub fn propose(p: &Problem) -> Outcome {
             vi,
         )
     });
-    for &vi in &order {
+    for (k, &vi) in order.iter().enumerate() {
+        if k % 256 == 0 {
+            s.refloor();
+        }
         while s.open_places(vi) > 0 {
             match s.best_fit(vi) {
                 Some((ci, _)) => s.add(vi, ci),

@@ -21,6 +21,8 @@ use crate::generate::{REASON_CLOSED, REASON_DEATH, REASON_MOVED};
 
 /// The outbox template telling a holder that a visit they held will not happen.
 pub const TEMPLATE_VISIT_CANCELLED: &str = "visit_cancelled";
+/// The outbox template telling a holder that a visit they hold is at another time now.
+pub const TEMPLATE_VISIT_MOVED: &str = "visit_moved";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LifeEvent {

@@ -55,8 +55,10 @@ use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveTime, TimeZone, U
 use chrono_tz::Tz;
 use entity::{
     BirthCalendar, FamilyCategory, FamilyStatus, MemberRelation, StringList, family, family_member,
-    pairing, region, visit_record, visit_task,
+    notification, pairing, region, visit_record, visit_task,
 };
+
+use crate::events::{TEMPLATE_VISIT_CANCELLED, TEMPLATE_VISIT_MOVED};
 use sea_orm::sea_query::{ArrayType, Expr, ExprTrait, LikeExpr, Query, Value};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -84,6 +86,8 @@ pub const DEFAULT_BATCH: usize = 1000;
 pub const REASON_REPLANNED: &str = "计划变更";
 /// `status_reason` of a claimed task whose window or day the plan has moved.
 pub const REASON_RESCHEDULED: &str = "计划变更：时间已调整";
+/// A cadre's call passing a message on was not made in its days.
+pub const REASON_CALL_OVERDUE: &str = "电话转告逾期未完成：请确认家庭已知悉";
 /// `status_reason` of a task whose occasion is now part of a merged visit.
 pub const REASON_MERGED: &str = "合并到新的走访";
 /// `status_reason` of a cadre visit of a family without a current 一帮一 pairing.
@@ -168,6 +172,8 @@ impl GenerateOptions {
 /// sending and waiting for the commit, so even on two cores four of them keep the server
 /// busy: 100k families took 55 s with one, 29 s with two, 17 s with four.
 const PG_WRITERS: usize = 4;
+/// Visits created by one run past which PostgreSQL is asked to sample the table again.
+const ANALYZE_AFTER: u64 = 10_000;
 
 /// Bumped whenever the planner's output for the same input changes, so that the next run
 /// re-plans every family.
@@ -314,6 +320,15 @@ pub async fn generate(db: &DatabaseConnection, opts: &GenerateOptions) -> Result
     if opts.family.is_some() {
         tracing::debug!(?opts.family, ?stats, "family re-planned");
         return Ok(stats);
+    }
+    // A first plan fills the table at once. Until PostgreSQL samples it again, its planner
+    // takes the feed's twice-a-second "changed since" read for a whole-table scan; where
+    // autovacuum is slow or off that lasts. A sample now costs well under a second.
+    if stats.created >= ANALYZE_AFTER
+        && db.get_database_backend() == DbBackend::Postgres
+        && let Err(e) = db.execute_unprepared("ANALYZE visit_task").await
+    {
+        tracing::warn!(error = %e, "sampling the visits table after the plan failed");
     }
     tracing::info!(
         families = stats.families,
@@ -474,16 +489,42 @@ pub async fn clear_plan_stamps<C: ConnectionTrait>(db: &C, families: &[Uuid]) ->
 }
 
 /// Marks the tasks whose window ended before `now` and that nobody completed (`open` or
-/// `claimed`) as `missed`, in one UPDATE. Returns how many.
-pub async fn mark_missed(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, DbErr> {
-    let res = visit_task::Entity::update_many()
+/// `claimed`) as `missed`, in one UPDATE, and returns them. A cadre's message call is not a
+/// visit of the family's care ([`visit_task::care_visits`]): it is never missed.
+pub async fn mark_missed<C: ConnectionTrait>(
+    db: &C,
+    now: DateTime<Utc>,
+) -> Result<Vec<visit_task::Model>, DbErr> {
+    visit_task::Entity::update_many()
         .col_expr(visit_task::Column::Status, Expr::value(MISSED))
         .col_expr(visit_task::Column::UpdatedAt, Expr::value(now))
         .filter(visit_task::Column::WindowEnd.lt(now))
         .filter(visit_task::Column::Status.is_in([OPEN, CLAIMED]))
+        .filter(visit_task::care_visits())
+        .exec_with_returning(db)
+        .await
+}
+
+/// A cadre's call passing a message on, still not made when its days ran out: not a
+/// missed visit, but a coordinator should see it, once. Returns how many were flagged.
+pub async fn flag_overdue_calls<C: ConnectionTrait>(
+    db: &C,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let done = visit_task::Entity::update_many()
+        .col_expr(visit_task::Column::NeedsAttention, Expr::value(true))
+        .col_expr(
+            visit_task::Column::StatusReason,
+            Expr::value(REASON_CALL_OVERDUE),
+        )
+        .col_expr(visit_task::Column::UpdatedAt, Expr::value(now))
+        .filter(visit_task::Column::Kind.eq(visit_task::MESSAGE_CALL))
+        .filter(visit_task::Column::WindowEnd.lt(now))
+        .filter(visit_task::Column::Status.is_in([OPEN, CLAIMED]))
+        .filter(visit_task::Column::NeedsAttention.eq(false))
         .exec(db)
         .await?;
-    Ok(res.rows_affected)
+    Ok(done.rows_affected)
 }
 
 /// The plan of one family for `months` months from `opts.from` (to the day before the
@@ -707,13 +748,15 @@ struct TaskRow {
     planned_date: Option<NaiveDate>,
     assign_to_cadre: bool,
     assigned_cadre_id: Option<Uuid>,
+    /// Set when a coordinator gave the visit its time by hand.
+    rescheduled_at: Option<DateTime<Utc>>,
     /// Read for merged tasks only (NULL otherwise: the parts of a task that merges nothing
     /// are its own key).
     components: Option<StringList>,
 }
 
 /// The columns of [`TaskRow`] in order; `components` follows as an expression.
-const TASK_COLUMNS: [visit_task::Column; 12] = [
+const TASK_COLUMNS: [visit_task::Column; 13] = [
     visit_task::Column::Id,
     visit_task::Column::FamilyId,
     visit_task::Column::UniqueKey,
@@ -726,6 +769,7 @@ const TASK_COLUMNS: [visit_task::Column; 12] = [
     visit_task::Column::PlannedDate,
     visit_task::Column::AssignToCadre,
     visit_task::Column::AssignedCadreId,
+    visit_task::Column::RescheduledAt,
 ];
 
 impl FromQueryResult for TaskRow {
@@ -743,7 +787,8 @@ impl FromQueryResult for TaskRow {
             planned_date: res.try_get_by_index(9)?,
             assign_to_cadre: res.try_get_by_index(10)?,
             assigned_cadre_id: res.try_get_by_index(11)?,
-            components: res.try_get_by_index(12)?,
+            rescheduled_at: res.try_get_by_index(12)?,
+            components: res.try_get_by_index(13)?,
         })
     }
 }
@@ -1232,6 +1277,20 @@ struct Writes {
     flags: Vec<(Uuid, String)>,
     /// Single-row rewrites, rare.
     updates: Vec<RowUpdate>,
+    /// Cadres to tell that a visit assigned to them was cancelled or moved.
+    told: Vec<Told>,
+}
+
+/// A message to the cadre a task is assigned to, queued when the change it tells of was
+/// written.
+struct Told {
+    task: Uuid,
+    cadre: Uuid,
+    /// `visit_cancelled` or `visit_moved`.
+    template: &'static str,
+    /// The window start after the change, and its local day.
+    window_start: DateTime<Utc>,
+    date: NaiveDate,
 }
 
 /// A rewrite of one task, applied only while the guard's condition still holds.
@@ -1259,6 +1318,22 @@ struct Reconcile<'a> {
 }
 
 impl Reconcile<'_> {
+    fn told(
+        &self,
+        t: &TaskRow,
+        cadre: Uuid,
+        template: &'static str,
+        window_start: DateTime<Utc>,
+    ) -> Told {
+        Told {
+            task: t.id,
+            cadre,
+            template,
+            window_start,
+            date: window_start.with_timezone(&self.opts.tz).date_naive(),
+        }
+    }
+
     fn reconcile(&self, plan: &Plan, existing: &[TaskRow], w: &mut Writes) {
         let family = self.family;
         let cadre = family.cadre;
@@ -1324,6 +1399,10 @@ impl Reconcile<'_> {
             if !t.claimed() && t.status == OPEN {
                 w.cancels.push((t.id, reason.to_string()));
                 dropped.insert(t.id);
+                if let Some(cadre) = t.assigned_cadre_id {
+                    w.told
+                        .push(self.told(t, cadre, TEMPLATE_VISIT_CANCELLED, t.window_start));
+                }
             } else if !(t.needs_attention && t.status_reason.as_deref() == Some(reason)) {
                 w.flags.push((t.id, reason.to_string()));
             }
@@ -1354,6 +1433,20 @@ impl Reconcile<'_> {
                 w.inserts
                     .push(NewTask::new(family.input.id, v, assigned, now));
                 continue;
+            };
+            // A time a coordinator set by hand stands; the rest of the plan still applies.
+            let hand_set;
+            let v = match t.rescheduled_at {
+                Some(_) => {
+                    hand_set = PlannedVisit {
+                        window_start: t.window_start,
+                        window_end: t.window_end,
+                        date: t.planned_date.unwrap_or(v.date),
+                        ..v.clone()
+                    };
+                    &hand_set
+                }
+                None => v,
             };
             let ours = t.attention_is_ours();
             let set_attention = |m: &mut visit_task::ActiveModel| {
@@ -1391,6 +1484,13 @@ impl Reconcile<'_> {
                     && (t.needs_attention != no_cadre
                         || (no_cadre && t.status_reason.as_deref() != Some(REASON_NO_CADRE)));
                 if changed {
+                    // The cadre it stays assigned to hears of the new time.
+                    if let Some(cadre) = t.assigned_cadre_id.filter(|c| assigned == Some(*c))
+                        && (t.window_start != v.window_start || t.window_end != v.window_end)
+                    {
+                        w.told
+                            .push(self.told(t, cadre, TEMPLATE_VISIT_MOVED, v.window_start));
+                    }
                     let mut m = content(v, assigned, now);
                     set_attention(&mut m);
                     w.updates.push(RowUpdate {
@@ -1520,6 +1620,7 @@ impl Writes {
             cancels,
             flags,
             updates,
+            told,
         } = self;
         let mut applied = Applied::default();
         if !(stamped.is_empty()
@@ -1591,6 +1692,7 @@ impl Writes {
                     .await?;
                 applied.updated += res.rows_affected;
             }
+            tell_cadres(&txn, &told, now).await?;
             for chunk in stamped.chunks(UPDATE_CHUNK) {
                 family::Entity::update_many()
                     .col_expr(family::Column::PlanStamp, Expr::value(stamp.clone()))
@@ -1602,6 +1704,76 @@ impl Writes {
         }
         Ok(applied)
     }
+}
+
+/// Queues the cadres' messages of the changes that were written (a task claimed or
+/// changed meanwhile was left alone by its guard, and is not told of).
+async fn tell_cadres(
+    txn: &DatabaseTransaction,
+    told: &[Told],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    use visit_task::Column as T;
+    if told.is_empty() {
+        return Ok(());
+    }
+    let rows: HashMap<Uuid, (String, DateTime<Utc>)> = visit_task::Entity::find()
+        .select_only()
+        .columns([T::Id, T::Status, T::WindowStart])
+        .filter(T::Id.is_in(told.iter().map(|t| t.task)))
+        .into_tuple::<(Uuid, String, DateTime<Utc>)>()
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|(id, status, start)| (id, (status, start)))
+        .collect();
+    let messages: Vec<notification::ActiveModel> = told
+        .iter()
+        .filter(|t| {
+            rows.get(&t.task).is_some_and(|(status, start)| {
+                if t.template == TEMPLATE_VISIT_CANCELLED {
+                    status == CANCELLED
+                } else {
+                    status == OPEN && *start == t.window_start
+                }
+            })
+        })
+        .map(|t| {
+            let (task, user) = (t.task, t.cadre);
+            let key = if t.template == TEMPLATE_VISIT_CANCELLED {
+                format!("{TEMPLATE_VISIT_CANCELLED}:{task}:{user}")
+            } else {
+                format!(
+                    "{}:{task}:{user}:{}",
+                    t.template,
+                    t.window_start.timestamp()
+                )
+            };
+            notification::ActiveModel::pending(
+                user,
+                t.template,
+                serde_json::json!({
+                    "task_id": task,
+                    "date": t.date.to_string(),
+                    "window_start": t.window_start.to_rfc3339(),
+                }),
+                key,
+                now,
+                now,
+            )
+        })
+        .collect();
+    if !messages.is_empty() {
+        notification::Entity::insert_many(messages)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(notification::Column::DedupeKey)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Rows written by [`Writes::apply`].
@@ -1742,6 +1914,7 @@ impl NewTask {
             needs_attention: Set(self.needs_attention),
             created_at: Set(self.created_at),
             updated_at: Set(self.updated_at),
+            rescheduled_at: Set(None),
         }
     }
 }

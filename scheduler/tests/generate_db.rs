@@ -14,8 +14,9 @@ use entity::{
 use migrations::{Migrator, MigratorTrait};
 use scheduler::events::{LifeEvent, TEMPLATE_VISIT_CANCELLED, cancel_ahead};
 use scheduler::generate::{
-    GenerateOptions, REASON_CLOSED, REASON_DEATH, REASON_MERGED, REASON_PAUSED, REASON_REPLANNED,
-    clear_plan_stamps, generate, mark_missed, preview, replan_family,
+    GenerateOptions, REASON_CALL_OVERDUE, REASON_CLOSED, REASON_DEATH, REASON_MERGED,
+    REASON_PAUSED, REASON_REPLANNED, clear_plan_stamps, flag_overdue_calls, generate, mark_missed,
+    preview, replan_family,
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database,
@@ -1146,11 +1147,17 @@ async fn mark_missed_marks_only_past_open_or_claimed_visits() {
             m.status = Set(status.into());
             m.update(db).await.unwrap();
         }
+        // And one a cadre's call passing a message on, not made: not a care visit, so
+        // never missed.
+        let mut call: visit_task::ActiveModel = past[3].clone().into();
+        call.kind = Set(visit_task::MESSAGE_CALL.into());
+        call.update(db).await.unwrap();
         let missed = mark_missed(db, now).await.unwrap();
-        assert_eq!(missed as usize, past.len() - 2, "{}", t.name);
+        assert_eq!(missed.len(), past.len() - 3, "{}", t.name);
+        assert!(missed.iter().all(|m| m.status == "missed"));
         for task in tasks(db).await {
             let was = all.iter().find(|a| a.id == task.id).unwrap();
-            let expect = if task.window_end >= now {
+            let expect = if task.window_end >= now || was.id == past[3].id {
                 "open"
             } else if was.id == past[0].id {
                 "reported"
@@ -1161,7 +1168,17 @@ async fn mark_missed_marks_only_past_open_or_claimed_visits() {
             };
             assert_eq!(task.status, expect, "{}", task.unique_key);
         }
-        assert_eq!(mark_missed(db, now).await.unwrap(), 0);
+        assert!(mark_missed(db, now).await.unwrap().is_empty());
+        // The call not made is shown to a coordinator instead, once.
+        assert_eq!(flag_overdue_calls(db, now).await.unwrap(), 1, "{}", t.name);
+        let call = tasks(db)
+            .await
+            .into_iter()
+            .find(|c| c.id == past[3].id)
+            .unwrap();
+        assert!(call.needs_attention && call.status == "open");
+        assert_eq!(call.status_reason.as_deref(), Some(REASON_CALL_OVERDUE));
+        assert_eq!(flag_overdue_calls(db, now).await.unwrap(), 0);
         t.finish().await;
     }
 }

@@ -33,7 +33,9 @@ pub struct AppState {
     /// The deployment's festival visits (`care.festivals`).
     pub festivals: scheduler::rules::FestivalSet,
     /// Totals and pages of the family list (see `list_cache`).
-    pub family_lists: crate::list_cache::ListCache<Vec<crate::api::families::FamilySummary>>,
+    pub family_lists: crate::list_cache::ListCache<Arc<[u8]>>,
+    /// Access tokens already verified (see `auth::VerifiedTokens`).
+    pub verified_tokens: crate::auth::VerifiedTokens,
     /// The open visits volunteers can take, in memory (see `feed_index`); loaded and kept
     /// fresh by the server.
     pub feed: Arc<crate::feed_index::FeedIndex>,
@@ -74,6 +76,7 @@ impl AppState {
             festivals: config.festivals()?,
             metrics: Arc::default(),
             family_lists: Default::default(),
+            verified_tokens: Default::default(),
             feed: Arc::new(crate::feed_index::FeedIndex::new(
                 crate::feed_index::Freshness {
                     refresh: Duration::from_millis(config.visits.feed_refresh_ms),

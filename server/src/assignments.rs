@@ -70,6 +70,11 @@ pub struct RunStats {
     pub unfilled: u32,
     /// Applied at once (regions set to apply automatically).
     pub applied: usize,
+    /// Milliseconds spent reading the visits and volunteers, computing the proposals, and
+    /// writing them (with the automatic applies).
+    pub load_ms: u64,
+    pub compute_ms: u64,
+    pub write_ms: u64,
 }
 
 /// Which visits a run considers.
@@ -90,6 +95,7 @@ pub async fn run(
     now: DateTime<Utc>,
 ) -> ApiResult<RunStats> {
     use visit_task::Column as T;
+    let started = std::time::Instant::now();
     let mut q = visit_task::Entity::find()
         .filter(T::Status.eq(status::OPEN))
         .filter(T::AssignToCadre.eq(false))
@@ -178,7 +184,11 @@ pub async fn run(
         weights: cfg.weights,
         tz,
     };
+    let load_ms = started.elapsed().as_millis() as u64;
+    let computing = std::time::Instant::now();
     let out = assign::propose(&problem);
+    let compute_ms = computing.elapsed().as_millis() as u64;
+    let writing = std::time::Instant::now();
 
     let region_of: HashMap<Uuid, Uuid> = tasks
         .iter()
@@ -249,6 +259,9 @@ pub async fn run(
         proposed: out.proposals.len(),
         unfilled: out.unfilled.iter().map(|u| u.1).sum(),
         applied,
+        load_ms,
+        compute_ms,
+        write_ms: writing.elapsed().as_millis() as u64,
     })
 }
 

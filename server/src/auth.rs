@@ -2,7 +2,10 @@
 //! one family per login; reuse of a rotated token revokes the family), sign-up tickets for
 //! WeChat users not yet bound to a person, and the `Ctx` every handler receives.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use chrono::{Duration, Utc};
 use entity::{Role, UserStatus, app_user, refresh_token, region, role_grant};
@@ -144,27 +147,77 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Ctx> {
     let state = req
         .data::<Arc<AppState>>()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("state missing")))?;
-    Ok(decode_access(&state.secrets.jwt_key, &bearer.token)?)
+    Ok(state
+        .verified_tokens
+        .decode(&state.secrets.jwt_key, &bearer.token)?)
 }
+
+/// Seconds an access token is still accepted after its `exp` (clock skew).
+const LEEWAY_S: i64 = 5;
 
 fn validation() -> Validation {
     let mut v = Validation::new(Algorithm::HS256);
-    v.leeway = 5;
+    v.leeway = LEEWAY_S as u64;
     v.validate_aud = false;
     v
 }
 
+/// Whether a token expiring at `exp` is still accepted at `now`: the test `validation()`
+/// makes.
+fn unexpired(exp: i64, now: i64) -> bool {
+    exp >= now - LEEWAY_S
+}
+
 pub fn decode_access(key: &[u8], token: &str) -> ApiResult<Ctx> {
+    decode_access_claims(key, token).map(|(ctx, _)| ctx)
+}
+
+/// The caller and the token's expiry.
+fn decode_access_claims(key: &[u8], token: &str) -> ApiResult<(Ctx, i64)> {
     let data =
         jsonwebtoken::decode::<AccessClaims>(token, &DecodingKey::from_secret(key), &validation())
             .map_err(|_| ApiError::Unauthorized)?;
     if data.claims.typ != "access" {
         return Err(ApiError::Unauthorized);
     }
-    Ok(Ctx {
+    let ctx = Ctx {
         user_id: data.claims.sub,
         grants: data.claims.grants,
-    })
+    };
+    Ok((ctx, data.claims.exp))
+}
+
+const MAX_VERIFIED: usize = 10_000;
+
+/// Access tokens this instance has verified, by their exact text, so that a client's every
+/// request does not pay for the signature and the claims' parsing again. Nothing revokes an
+/// access token before its expiry (logging out ends the refresh tokens; access tokens are
+/// short-lived), so the same text is accepted exactly as long as a full check would accept
+/// it: until its expiry, which is checked on every use.
+#[derive(Default)]
+pub struct VerifiedTokens {
+    map: Mutex<HashMap<String, (Ctx, i64)>>,
+}
+
+impl VerifiedTokens {
+    pub fn decode(&self, key: &[u8], token: &str) -> ApiResult<Ctx> {
+        let now = Utc::now().timestamp();
+        if let Some((ctx, exp)) = self.map.lock().expect("token cache lock").get(token)
+            && unexpired(*exp, now)
+        {
+            return Ok(ctx.clone());
+        }
+        let (ctx, exp) = decode_access_claims(key, token)?;
+        let mut map = self.map.lock().expect("token cache lock");
+        if map.len() >= MAX_VERIFIED {
+            map.retain(|_, (_, exp)| unexpired(*exp, now));
+            if map.len() >= MAX_VERIFIED {
+                map.clear();
+            }
+        }
+        map.insert(token.to_owned(), (ctx.clone(), exp));
+        Ok(ctx)
+    }
 }
 
 /// A short-lived proof that the caller owns a WeChat openid not yet bound to anyone; it
@@ -372,6 +425,52 @@ mod tests {
         assert!(decode_access(&key, &ticket).is_err());
         assert!(decode_ticket(&key, &token).is_err());
         assert_eq!(decode_ticket(&key, &ticket).unwrap().openid, "o1");
+    }
+
+    fn access_token(key: &[u8], exp: i64) -> String {
+        let claims = AccessClaims {
+            sub: Uuid::now_v7(),
+            iat: exp - 600,
+            exp,
+            typ: "access".into(),
+            grants: vec![],
+        };
+        jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(key)).unwrap()
+    }
+
+    #[test]
+    fn a_verified_token_is_accepted_again_only_while_unexpired() {
+        let key = [3u8; 32];
+        let tokens = VerifiedTokens::default();
+        let now = Utc::now().timestamp();
+        let live = access_token(&key, now + 600);
+        let first = tokens.decode(&key, &live).unwrap();
+        assert_eq!(tokens.decode(&key, &live).unwrap().user_id, first.user_id);
+        // Signed with another key, or tampered with: another text, checked in full.
+        assert!(
+            tokens
+                .decode(&[4u8; 32], &access_token(&[4u8; 32], now + 600))
+                .is_ok()
+        );
+        assert!(
+            tokens
+                .decode(&key, &access_token(&[4u8; 32], now + 600))
+                .is_err()
+        );
+        assert!(tokens.decode(&key, &format!("{live}x")).is_err());
+        // A token kept from earlier is refused once past its expiry and the leeway.
+        let old = access_token(&key, now - LEEWAY_S - 1);
+        tokens
+            .map
+            .lock()
+            .unwrap()
+            .insert(old.clone(), (first.clone(), now - LEEWAY_S - 1));
+        assert!(tokens.decode(&key, &old).is_err());
+        // Within the leeway, as the full check.
+        let skewed = access_token(&key, now - 2);
+        assert!(decode_access(&key, &skewed).is_ok());
+        assert!(tokens.decode(&key, &skewed).is_ok());
+        assert!(tokens.decode(&key, &skewed).is_ok());
     }
 
     #[test]

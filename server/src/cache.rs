@@ -163,6 +163,70 @@ impl Cache {
         }
     }
 
+    /// [`Self::put_if_absent`] for several keys in one round trip: whether each was stored.
+    pub async fn put_many_if_absent(
+        &self,
+        keys: &[String],
+        value: &str,
+        ttl: Duration,
+    ) -> Vec<bool> {
+        match self {
+            Cache::Redis { conn, prefix } if !keys.is_empty() => {
+                let mut conn = conn.clone();
+                let mut pipe = redis::pipe();
+                for key in keys {
+                    pipe.cmd("SET")
+                        .arg(format!("{prefix}:kv:{key}"))
+                        .arg(value)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ttl.as_millis().max(1) as u64);
+                }
+                let set: redis::RedisResult<Vec<Option<String>>> =
+                    pipe.query_async(&mut conn).await;
+                set.map(|all| all.into_iter().map(|ok| ok.is_some()).collect())
+                    .unwrap_or_else(|err| {
+                        tracing::warn!(%err, "Redis unavailable; locks not taken");
+                        vec![true; keys.len()]
+                    })
+            }
+            Cache::Redis { .. } => Vec::new(),
+            Cache::Memory(_) => {
+                let mut out = Vec::with_capacity(keys.len());
+                for key in keys {
+                    out.push(self.put_if_absent(key, value, ttl).await);
+                }
+                out
+            }
+        }
+    }
+
+    /// [`Self::remove_if`] for several keys in one round trip.
+    pub async fn remove_many_if(&self, keys: &[String], value: &str) {
+        match self {
+            Cache::Redis { conn, prefix } if !keys.is_empty() => {
+                let mut conn = conn.clone();
+                let script = redis::Script::new(
+                    "for _, k in ipairs(KEYS) do if redis.call('GET', k) == ARGV[1] then redis.call('DEL', k) end end return 0",
+                );
+                let mut call = script.prepare_invoke();
+                for key in keys {
+                    call.key(format!("{prefix}:kv:{key}"));
+                }
+                let r: redis::RedisResult<i64> = call.arg(value).invoke_async(&mut conn).await;
+                if let Err(err) = r {
+                    tracing::warn!(%err, "Redis unavailable; values not removed");
+                }
+            }
+            Cache::Redis { .. } => {}
+            Cache::Memory(_) => {
+                for key in keys {
+                    self.remove_if(key, value).await;
+                }
+            }
+        }
+    }
+
     /// Removes `key` if it still holds `value` (so a newer value someone else stored stays).
     pub async fn remove_if(&self, key: &str, value: &str) {
         match self {
@@ -225,6 +289,18 @@ mod tests {
         assert_eq!(c.hit("k", Duration::from_millis(50)).await, 2);
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert_eq!(c.hit("k", Duration::from_millis(50)).await, 1);
+    }
+
+    #[tokio::test]
+    async fn several_locks_are_taken_and_given_back_together() {
+        let c = Cache::memory();
+        let ttl = Duration::from_secs(5);
+        assert!(c.put_if_absent("b", "other", ttl).await);
+        let keys = ["a".to_string(), "b".to_string()];
+        assert_eq!(c.put_many_if_absent(&keys, "me", ttl).await, [true, false]);
+        c.remove_many_if(&keys, "me").await;
+        assert_eq!(c.get("a").await, None);
+        assert_eq!(c.get("b").await.as_deref(), Some("other"));
     }
 
     #[tokio::test]

@@ -55,6 +55,16 @@ enum Command {
         #[arg(long)]
         batch: Option<std::num::NonZeroUsize>,
     },
+    /// Propose holders now for every visit due (as the `assign` job does) and print the
+    /// figures, with the time spent loading, computing and writing.
+    Assign {
+        /// Visits starting within this many days (default: `assign.lead_days`).
+        #[arg(long)]
+        lead_days: Option<i64>,
+        /// Left to claims this many hours after publication (default: `assign.claim_hours`).
+        #[arg(long)]
+        claim_hours: Option<i64>,
+    },
     /// The Chinese calendar, for people who check dates by hand.
     Calendar {
         #[command(subcommand)]
@@ -174,6 +184,29 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             }
             let started = std::time::Instant::now();
             let stats = scheduler::generate::generate(&state.db, &opts).await?;
+            let mut out = serde_json::to_value(&stats)?;
+            out["seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
+            println!("{out}");
+        }
+        Command::Assign {
+            lead_days,
+            claim_hours,
+        } => {
+            let state = AppState::new(config).await?;
+            let mut c = state.config.assign.clone();
+            c.lead_days = lead_days.unwrap_or(c.lead_days);
+            c.claim_hours = claim_hours.unwrap_or(c.claim_hours);
+            let started = std::time::Instant::now();
+            let all = crate::auth::Scope::All;
+            let stats = crate::assignments::run(
+                &state.db,
+                &c,
+                state.tz,
+                crate::assignments::Due::In(&all),
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut out = serde_json::to_value(&stats)?;
             out["seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
             println!("{out}");

@@ -12,7 +12,8 @@ use std::{
 
 const MAX_ENTRIES: usize = 10_000;
 
-/// Values by key (a query's SQL), each kept for `ttl`.
+/// Values by key (what decides a query's rows, the caller's scope included), each kept
+/// for `ttl`.
 pub struct TtlCache<V> {
     map: Mutex<HashMap<String, (V, Instant)>>,
     ttl: Duration,
@@ -54,7 +55,7 @@ impl<V: Clone> TtlCache<V> {
     }
 }
 
-/// A list's totals and pages (`P`).
+/// A list's totals and pages (`P`: the family list keeps a page's items serialized).
 pub struct ListCache<P> {
     pub totals: TtlCache<u64>,
     pub pages: TtlCache<P>,

@@ -8,15 +8,11 @@ use entity::{family, region, task_claim, visit_task, visit_task::status};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect,
-    sea_query::{Query, SimpleExpr, UnionType},
+    sea_query::{Query, UnionType},
 };
 use uuid::Uuid;
 
-/// Visits of the family's care: everything but a cadre's call passing a message on
-/// ([`visit_task::MESSAGE_CALL`]), which the family's list and coverage leave out.
-pub fn care_visits() -> SimpleExpr {
-    visit_task::Column::Kind.ne(visit_task::MESSAGE_CALL)
-}
+pub use entity::visit_task::care_visits;
 
 /// Whether `user` holds `task`: an active claim (`task_claim.volunteer_id` is the
 /// volunteer's account), or the pre-assignment to their cadre.

@@ -219,6 +219,7 @@ impl TestApp {
                     needs_attention: Set(false),
                     created_at: Set(now),
                     updated_at: Set(now),
+                    rescheduled_at: Set(None),
                 }
             })
             .collect();

@@ -149,6 +149,64 @@ fn county(seed: u64, nv: usize, nu: usize, side_km: f64) -> (Vec<Visit>, Vec<Vol
     (visits, volunteers)
 }
 
+/// A city shaped like the seeded one (`nuanxin seed`): two counties of three townships of
+/// five villages; families around the villages, volunteers living among them in turn with
+/// reach 5–20 km and capacity 2–5; `nv` visits over `days` days, most open four days, the
+/// counselling ones three (a third of those for two people). Many candidates per visit, and
+/// loads over many weeks.
+fn city(seed: u64, nv: usize, nu: usize, days: u64) -> (Vec<Visit>, Vec<Volunteer>) {
+    let mut r = Rng(seed);
+    let mut villages = Vec::new();
+    for c in 0..2 {
+        for t in 0..3 {
+            let (n, e) = (
+                16.7 * c as f64 + 5.6 * t as f64,
+                -19.0 + 38.0 * c as f64 + 3.8 * t as f64,
+            );
+            for _ in 0..5 {
+                villages.push((n + (r.unit() - 0.5) * 4.4, e + (r.unit() - 0.5) * 3.8));
+            }
+        }
+    }
+    let near = |r: &mut Rng, (n, e): (f64, f64), km: f64| {
+        place(
+            n + (r.unit() - 0.5) * 2.0 * km,
+            e + (r.unit() - 0.5) * 2.0 * km,
+        )
+    };
+    let visits: Vec<Visit> = (0..nv)
+        .map(|_| {
+            let village = villages[r.below(villages.len() as u64) as usize];
+            let at = near(&mut r, village, 0.9);
+            let start = day(r.below(days) as i64).start;
+            let mut v = if r.below(6) == 0 {
+                let mut v = visit(Window::new(start, start + Duration::days(3)), at);
+                v.skills = vec!["counselling".into()];
+                v.places = if r.below(5) < 3 { 2 } else { 1 };
+                v
+            } else {
+                let mut v = visit(Window::new(start, start + Duration::days(4)), at);
+                v.places = if r.below(9) == 0 { 2 } else { 1 };
+                v
+            };
+            v.family = Uuid::now_v7();
+            v
+        })
+        .collect();
+    let volunteers: Vec<Volunteer> = (0..nu)
+        .map(|i| {
+            let home = near(&mut r, villages[i % villages.len()], 1.1);
+            let mut u = volunteer(home, [2, 3, 3, 4, 5][i % 5]);
+            u.max_distance_km = [5.0, 10.0, 15.0, 20.0][i % 4];
+            if i % 5 == 0 {
+                u.skills.push("counselling".into());
+            }
+            u
+        })
+        .collect();
+    (visits, volunteers)
+}
+
 /// Every proposal keeps every rule of the module.
 fn assert_valid(p: &Problem, out: &Outcome) {
     let by_id: HashMap<Uuid, &Volunteer> = p.volunteers.iter().map(|u| (u.id, u)).collect();
@@ -401,6 +459,20 @@ fn an_even_spread_is_found_when_one_exists() {
 }
 
 #[test]
+fn a_city_over_two_months_keeps_every_rule() {
+    // The seeded city's shape, small: tens of candidates per visit, windows of several
+    // days that overlap one another, loads over nine weeks, pair visits.
+    let (visits, vols) = city(3, 600, 120, 57);
+    let p = problem(&visits, &vols);
+    let out = propose(&p);
+    assert_valid(&p, &out);
+    assert_eq!(out.cost, cost_of(&p, &pairs(&out)));
+    let places: u32 = visits.iter().map(|v| v.places).sum();
+    let left: u32 = out.unfilled.iter().map(|u| u.1).sum();
+    assert_eq!(out.proposals.len() as u32 + left, places);
+}
+
+#[test]
 fn the_heuristic_is_within_five_percent_of_the_optimum() {
     println!("seed  visits  volunteers  filled(h/opt)  cost heuristic  cost optimum  gap");
     for seed in 1..=6 {
@@ -459,6 +531,29 @@ fn bench_ten_thousand_visits_over_two_thousand_volunteers() {
         visits.len(),
         vols.len(),
         out.proposals.len(),
+        took.as_secs_f64()
+    );
+    assert_valid(&p, &out);
+}
+
+/// The seeded city's shape: 10,000 visits over 60 days, 2,000 volunteers. Run as the one
+/// above.
+#[test]
+#[ignore]
+fn bench_a_city_over_sixty_days() {
+    let (visits, vols) = city(42, 10_000, 2_000, 57);
+    let p = problem(&visits, &vols);
+    let t = Instant::now();
+    let out = propose(&p);
+    let took = t.elapsed();
+    let left: u32 = out.unfilled.iter().map(|u| u.1).sum();
+    println!(
+        "assign (city): {} visits over {} volunteers: {} proposed, {left} places nobody can \
+         fill, cost {}, in {:.3} s",
+        visits.len(),
+        vols.len(),
+        out.proposals.len(),
+        out.cost,
         took.as_secs_f64()
     );
     assert_valid(&p, &out);

@@ -27,7 +27,10 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Page, Paging, Tag, in_scope, visits::path_id};
+use super::{
+    Page, Paging, Tag, in_scope,
+    visits::{feed_catches_up, feed_sees, path_id},
+};
 use crate::{
     app::AppState,
     assignments::{self, Due, RunStats},
@@ -317,6 +320,7 @@ impl Api {
                 .map_err(|_| ApiError::field("region_id", "地区不存在或不在您的管辖范围内"))?;
             scope = Scope::Subtrees(vec![reg.path]);
         }
+        let started = Utc::now();
         let stats = assignments::run(
             &state.db,
             &state.config.assign,
@@ -334,6 +338,9 @@ impl Api {
             json!({"proposed": stats.proposed, "applied": stats.applied}),
         )
         .await?;
+        if stats.applied > 0 {
+            feed_catches_up(state, started).await;
+        }
         Ok(Json(stats.into()))
     }
 
@@ -390,6 +397,7 @@ impl Api {
             }
         };
         txn.commit().await?;
+        feed_sees(state, &[p.task_id], &[p.volunteer_id]).await;
         Ok(Json(views(&state.db, vec![p]).await?.remove(0)))
     }
 
@@ -447,6 +455,9 @@ impl Api {
             }
         }
         txn.commit().await?;
+        let tasks: Vec<Uuid> = applied.iter().map(|a| a.1.task_id).collect();
+        let volunteers: Vec<Uuid> = applied.iter().map(|a| a.1.volunteer_id).collect();
+        feed_sees(state, &tasks, &volunteers).await;
         applied.sort_by_key(|a| a.0);
         let rows = applied.into_iter().map(|a| a.1).collect();
         Ok(Json(AppliedProposals {
@@ -566,6 +577,7 @@ impl Api {
         )
         .await?;
         txn.commit().await?;
+        feed_sees(state, &released, &[v.user_id]).await;
         let reproposed = self.repropose(&released).await;
         Ok(Json(LeaveView {
             id: leave.id,
@@ -694,10 +706,30 @@ impl Api {
             txn.rollback().await?;
             return Err(e);
         }
+        let applied_by = p.applied_by;
         let mut row: proposal::ActiveModel = p.into();
         row.status = Set(proposal::DECLINED.into());
         row.answered_at = Set(Some(now));
         let p = row.update(&txn).await?;
+        // The region's coordinator (and whoever applied it) hears, in the inbox as usual:
+        // quiet hours and the daily cap apply.
+        let mut to = crate::notify::produce::coordinators_of(&txn, task.family_id).await?;
+        to.extend(applied_by);
+        to.sort();
+        to.dedup();
+        let date = task.window_start.with_timezone(&state.tz).date_naive();
+        let template = crate::notify::templates::ASSIGNMENT_DECLINED;
+        let msgs = to
+            .into_iter()
+            .map(|to| crate::notify::produce::Msg {
+                to,
+                template,
+                payload: json!({"task_id": task.id, "date": date.to_string()}),
+                key: crate::notify::remind::key(template, p.id, to, "once"),
+                at: now,
+            })
+            .collect();
+        crate::notify::produce::queue(&txn, msgs, now).await?;
         audit::record(
             &txn,
             Some(user),
@@ -708,6 +740,7 @@ impl Api {
         )
         .await?;
         txn.commit().await?;
+        feed_sees(state, &[task.id], &[user]).await;
         self.repropose(&[task.id]).await;
         Ok(Json(views(&state.db, vec![p]).await?.remove(0)))
     }
@@ -760,6 +793,7 @@ impl Api {
         )
         .await?;
         txn.commit().await?;
+        feed_sees(state, &released, &[user]).await;
         let reproposed = self.repropose(&released).await;
         Ok(Json(LeaveView {
             id: leave.id,
@@ -780,16 +814,22 @@ impl Api {
             return 0;
         }
         let state = &self.0;
+        let started = Utc::now();
         match assignments::run(
             &state.db,
             &state.config.assign,
             state.tz,
             Due::Only(tasks),
-            Utc::now(),
+            started,
         )
         .await
         {
-            Ok(s) => s.proposed as u64,
+            Ok(s) => {
+                if s.applied > 0 {
+                    feed_catches_up(state, started).await;
+                }
+                s.proposed as u64
+            }
             Err(e) => {
                 tracing::error!(error = %e, "proposing again failed; the next run will");
                 0

@@ -118,6 +118,59 @@ impl Validate for NewEvent {
     }
 }
 
+/// What changes on an event; fields left out stay as they were.
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventChange {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// The place.
+    pub location: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    /// Places for families: not fewer than the families who accepted.
+    pub capacity: Option<i32>,
+    /// Volunteers wanted: not fewer than those signed up.
+    pub volunteer_slots: Option<i32>,
+}
+
+impl Validate for EventChange {
+    fn validate(&self) -> ApiResult<()> {
+        if let Some(t) = &self.title {
+            text("title", t, 1, 64)?;
+        }
+        opt_text("description", self.description.as_deref(), 2000)?;
+        if let Some(l) = &self.location {
+            text("location", l, 1, 128)?;
+        }
+        if let Some(c) = self.capacity {
+            range("capacity", c, 1, 10_000)?;
+        }
+        if let Some(v) = self.volunteer_slots {
+            range("volunteer_slots", v, 0, 1_000)?;
+        }
+        if let Some(at) = self.starts_at
+            && at < Utc::now()
+        {
+            return Err(ApiError::field("starts_at", "开始时间不能早于现在"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelEvent {
+    /// Why, for the record (kept in the audit log; the messages do not show it).
+    pub reason: String,
+}
+
+impl Validate for CancelEvent {
+    fn validate(&self) -> ApiResult<()> {
+        text("reason", &self.reason, 1, 200)
+    }
+}
+
 #[derive(Object)]
 pub struct EventView {
     pub id: Uuid,
@@ -188,6 +241,8 @@ pub struct FamilyEvent {
     pub event_id: Uuid,
     pub kind: String,
     pub title: String,
+    /// What the coordinator wrote about it (what to bring, who comes).
+    pub description: String,
     pub location: String,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
@@ -314,6 +369,66 @@ fn open_for_replies(e: &event::Model, now: DateTime<Utc>) -> ApiResult<()> {
         ));
     }
     Ok(())
+}
+
+/// An event a coordinator may still change: not cancelled and not begun, or 409.
+fn open_for_changes(e: &event::Model, now: DateTime<Utc>) -> ApiResult<()> {
+    if e.status == event::CANCELLED {
+        return Err(ApiError::state("closed", &e.status, "活动已取消"));
+    }
+    if e.starts_at <= now {
+        return Err(ApiError::state(
+            "closed",
+            "started",
+            "活动已开始，不能再修改或取消",
+        ));
+    }
+    Ok(())
+}
+
+/// Tells the event's signed-up volunteers and the families invited who have not declined
+/// (`template` with the event's day; nothing else, as it may show on a locked screen).
+/// `moment` tells one change's messages from another's.
+async fn tell_participants(
+    txn: &DatabaseTransaction,
+    tz: chrono_tz::Tz,
+    e: &event::Model,
+    template: &'static str,
+    moment: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<u64> {
+    let mut to: Vec<Uuid> = event_signup::Entity::find()
+        .select_only()
+        .column(event_signup::Column::UserId)
+        .filter(event_signup::Column::EventId.eq(e.id))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let families: Vec<Uuid> = event_invitation::Entity::find()
+        .select_only()
+        .column(event_invitation::Column::FamilyId)
+        .filter(event_invitation::Column::EventId.eq(e.id))
+        .filter(event_invitation::Column::Status.ne(event_invitation::DECLINED))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    for f in families {
+        to.extend(produce::family_accounts(txn, f).await?);
+    }
+    to.sort();
+    to.dedup();
+    let date = e.starts_at.with_timezone(&tz).date_naive().to_string();
+    let msgs = to
+        .into_iter()
+        .map(|to| Msg {
+            to,
+            template,
+            payload: json!({"event_id": e.id, "date": date}),
+            key: key(template, e.id, to, moment),
+            at: now,
+        })
+        .collect();
+    Ok(produce::queue(txn, msgs, now).await?)
 }
 
 /// The volunteer profile of the caller, or 403.
@@ -552,6 +667,172 @@ impl Api {
         let db = &self.0.db;
         let e = event_in_scope(db, &scope, id.0).await?;
         Ok(Json(views(db, vec![e], None).await?.remove(0)))
+    }
+
+    /// Change an event of my scope before it begins. Places cannot drop below the families
+    /// who accepted or the volunteers signed up (422 naming `capacity` or
+    /// `volunteer_slots`). A new day or place is told to the volunteers signed up and the
+    /// families invited. 409 `closed` once cancelled or begun.
+    #[oai(path = "/events/:id", method = "patch")]
+    async fn change(
+        &self,
+        auth: Manager,
+        id: Path<Uuid>,
+        body: Input<EventChange>,
+    ) -> ApiResult<Json<EventView>> {
+        let scope = auth.0.manager_scope()?;
+        let state = &self.0;
+        let b = body.0;
+        let txn = begin(&state.db).await?;
+        let out = async {
+            let before = event_in_scope(&txn, &scope, id.0).await?;
+            let now = Utc::now();
+            open_for_changes(&before, now)?;
+            let starts_at = b.starts_at.unwrap_or(before.starts_at);
+            let ends_at = b.ends_at.unwrap_or(before.ends_at);
+            if ends_at <= starts_at {
+                let field = if b.ends_at.is_some() {
+                    "ends_at"
+                } else {
+                    "starts_at"
+                };
+                return Err(ApiError::field(field, "结束时间应晚于开始时间"));
+            }
+            let capacity = b.capacity.unwrap_or(before.capacity);
+            let slots = b.volunteer_slots.unwrap_or(before.volunteer_slots);
+            let trimmed = |v: Option<String>, was: &str| {
+                v.map_or_else(|| was.to_string(), |v| v.trim().to_string())
+            };
+            let title = trimmed(b.title, &before.title);
+            let description = trimmed(b.description, &before.description);
+            let location = trimmed(b.location, &before.location);
+            // One conditional update: a reply or sign-up between our read and this write
+            // cannot leave more taken than there are places.
+            let done = event::Entity::update_many()
+                .col_expr(event::Column::Title, Expr::value(title))
+                .col_expr(event::Column::Description, Expr::value(description))
+                .col_expr(event::Column::Location, Expr::value(location))
+                .col_expr(event::Column::StartsAt, Expr::value(starts_at))
+                .col_expr(event::Column::EndsAt, Expr::value(ends_at))
+                .col_expr(event::Column::Capacity, Expr::value(capacity))
+                .col_expr(event::Column::VolunteerSlots, Expr::value(slots))
+                .filter(event::Column::Id.eq(before.id))
+                .filter(event::Column::Status.eq(event::PLANNED))
+                .filter(event::Column::AcceptedCount.lte(capacity))
+                .filter(event::Column::VolunteersCount.lte(slots))
+                .exec(&txn)
+                .await?;
+            let e = event::Entity::find_by_id(before.id)
+                .one(&txn)
+                .await?
+                .ok_or(ApiError::NotFound("活动"))?;
+            if done.rows_affected != 1 {
+                open_for_changes(&e, now)?;
+                if e.accepted_count > capacity {
+                    return Err(ApiError::field(
+                        "capacity",
+                        format!("已有 {} 户接受邀请，名额不能少于此数", e.accepted_count),
+                    ));
+                }
+                return Err(ApiError::field(
+                    "volunteer_slots",
+                    format!("已有 {} 名志愿者报名，名额不能少于此数", e.volunteers_count),
+                ));
+            }
+            let moved = e.starts_at != before.starts_at
+                || e.ends_at != before.ends_at
+                || e.location != before.location;
+            let told = if moved {
+                let moment = format!("changed-{}", now.timestamp_millis());
+                tell_participants(&txn, state.tz, &e, templates::EVENT_CHANGED, &moment, now)
+                    .await?
+            } else {
+                0
+            };
+            let changed = |a: bool, name: &'static str| a.then_some(name);
+            let fields: Vec<&str> = [
+                changed(e.title != before.title, "title"),
+                changed(e.description != before.description, "description"),
+                changed(e.location != before.location, "location"),
+                changed(e.starts_at != before.starts_at, "starts_at"),
+                changed(e.ends_at != before.ends_at, "ends_at"),
+                changed(e.capacity != before.capacity, "capacity"),
+                changed(
+                    e.volunteer_slots != before.volunteer_slots,
+                    "volunteer_slots",
+                ),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            audit::record(
+                &txn,
+                Some(auth.0.user_id),
+                "change_event",
+                "event",
+                Some(e.id),
+                json!({
+                    "fields": fields,
+                    "before": {"starts_at": before.starts_at, "ends_at": before.ends_at,
+                               "location": before.location, "capacity": before.capacity,
+                               "volunteer_slots": before.volunteer_slots},
+                    "told": told,
+                }),
+            )
+            .await?;
+            Ok(views(&txn, vec![e], None).await?.remove(0))
+        }
+        .await;
+        Ok(Json(finish(txn, out).await?))
+    }
+
+    /// Cancel an event of my scope before it begins, with the reason (kept in the audit
+    /// log). The volunteers signed up and the families invited are told it will not take
+    /// place. 409 `closed` when already cancelled or begun.
+    #[oai(path = "/events/:id/cancel", method = "post")]
+    async fn cancel(
+        &self,
+        auth: Manager,
+        id: Path<Uuid>,
+        body: Input<CancelEvent>,
+    ) -> ApiResult<Json<EventView>> {
+        let scope = auth.0.manager_scope()?;
+        let state = &self.0;
+        let reason = body.0.reason.trim().to_string();
+        let txn = begin(&state.db).await?;
+        let out = async {
+            let e = event_in_scope(&txn, &scope, id.0).await?;
+            let now = Utc::now();
+            open_for_changes(&e, now)?;
+            let done = event::Entity::update_many()
+                .col_expr(event::Column::Status, Expr::value(event::CANCELLED))
+                .filter(event::Column::Id.eq(e.id))
+                .filter(event::Column::Status.eq(event::PLANNED))
+                .exec(&txn)
+                .await?;
+            if done.rows_affected != 1 {
+                return Err(ApiError::state("closed", event::CANCELLED, "活动已取消"));
+            }
+            let e = event::Model {
+                status: event::CANCELLED.into(),
+                ..e
+            };
+            let told =
+                tell_participants(&txn, state.tz, &e, templates::EVENT_CANCELLED, "once", now)
+                    .await?;
+            audit::record(
+                &txn,
+                Some(auth.0.user_id),
+                "cancel_event",
+                "event",
+                Some(e.id),
+                json!({"reason": reason, "told": told}),
+            )
+            .await?;
+            Ok(views(&txn, vec![e], None).await?.remove(0))
+        }
+        .await;
+        Ok(Json(finish(txn, out).await?))
     }
 
     /// Invite families of my scope; each family's members who use the app are told.
@@ -959,6 +1240,7 @@ impl Api {
                     event_id: e.id,
                     kind: e.kind.clone(),
                     title: e.title.clone(),
+                    description: e.description.clone(),
                     location: e.location.clone(),
                     starts_at: e.starts_at,
                     ends_at: e.ends_at,
@@ -1039,6 +1321,7 @@ impl Api {
                 event_id: e.id,
                 kind: e.kind,
                 title: e.title,
+                description: e.description,
                 location: e.location,
                 starts_at: e.starts_at,
                 ends_at: e.ends_at,

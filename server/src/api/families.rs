@@ -13,17 +13,20 @@ use poem_openapi::{
     Object, OpenApi,
     param::{Path, Query},
     payload::Json,
+    types::ToJSON,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    FromQueryResult, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    Select, Set, TransactionTrait, sea_query::Expr,
+    FromQueryResult, ModelTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    TransactionTrait, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Page, Paging, Tag, auth::Done, contains, in_scope, regions, search_term, starts_with};
+use super::{
+    JsonBytes, Page, Paging, Tag, auth::Done, contains, in_scope, regions, search_term, starts_with,
+};
 use crate::{
     app::AppState,
     audit,
@@ -452,18 +455,30 @@ pub async fn scoped(
     region_id: Option<Uuid>,
     category: Option<FamilyCategory>,
 ) -> ApiResult<Select<family::Entity>> {
+    let path = match region_id {
+        Some(rid) => Some(regions::find_in_scope(db, scope, rid).await?.path),
+        None => None,
+    };
+    Ok(scoped_to(scope, path.as_deref(), category))
+}
+
+/// Families in `scope`, under the region at `region_path` (already checked to be in scope).
+fn scoped_to(
+    scope: &Scope,
+    region_path: Option<&str>,
+    category: Option<FamilyCategory>,
+) -> Select<family::Entity> {
     let mut select = family::Entity::find().filter(in_scope(scope, family::Column::RegionId));
-    if let Some(rid) = region_id {
-        let r = regions::find_in_scope(db, scope, rid).await?;
+    if let Some(path) = region_path {
         select = select.filter(in_scope(
-            &Scope::Subtrees(vec![r.path]),
+            &Scope::Subtrees(vec![path.to_owned()]),
             family::Column::RegionId,
         ));
     }
     if let Some(c) = category {
         select = select.filter(family::Column::Category.eq(c));
     }
-    Ok(select)
+    select
 }
 
 pub async fn find_in_scope(
@@ -693,38 +708,51 @@ impl Api {
         region_id: Query<Option<Uuid>>,
         page: Query<Option<u64>>,
         per_page: Query<Option<u64>>,
-    ) -> ApiResult<Json<Page<FamilySummary>>> {
+    ) -> ApiResult<JsonBytes<Page<FamilySummary>>> {
         let scope = auth.0.manager_scope()?;
         let db = &self.0.db;
-        let mut select = scoped(db, &scope, region_id.0, category.0).await?;
-        if let Some(s) = status.0 {
-            select = select.filter(family::Column::Status.eq(s));
-        }
-        if let Some(q) = search_term(q.0.as_deref()) {
-            // Names never hold digits and register numbers always do; each test uses an index.
-            select = select.filter(if q.chars().any(|c| c.is_ascii_digit()) {
-                contains(family::Column::RegisterNo, q)
-            } else {
-                starts_with(family::Column::HeadName, q)
-            });
-        }
+        let region_path = match region_id.0 {
+            Some(rid) => Some(regions::find_in_scope(db, &scope, rid).await?.path),
+            None => None,
+        };
         let paging = Paging::new(page.0, per_page.0)?;
-        let key = select.build(db.get_database_backend()).to_string();
+        let term = search_term(q.0.as_deref());
+        // Everything that decides the rows, the caller's scope first: a page is never shown
+        // to a caller whose scope differs. Cheaper than the query's SQL text.
+        let key = format!(
+            "{scope:?}|{region_path:?}|{:?}|{:?}|{term:?}",
+            category.0, status.0
+        );
+        let select = || {
+            let mut select = scoped_to(&scope, region_path.as_deref(), category.0);
+            if let Some(s) = status.0 {
+                select = select.filter(family::Column::Status.eq(s));
+            }
+            if let Some(q) = term {
+                // Names never hold digits and register numbers always do; each test uses an index.
+                select = select.filter(if q.chars().any(|c| c.is_ascii_digit()) {
+                    contains(family::Column::RegisterNo, q)
+                } else {
+                    starts_with(family::Column::HeadName, q)
+                });
+            }
+            select
+        };
         let lists = &self.0.family_lists;
         let total = match lists.totals.get(&key) {
             Some(n) => n,
             None => {
-                let n = select.clone().count(db).await?;
+                let n = select().count(db).await?;
                 lists.totals.put(key.clone(), n);
                 n
             }
         };
         let page_key = format!("{key}|{}|{}", paging.page, paging.per_page);
-        let rows = match lists.pages.get(&page_key) {
-            Some(rows) => rows,
+        let items = match lists.pages.get(&page_key) {
+            Some(items) => items,
             None => {
                 use family::Column as C;
-                let rows: Vec<FamilySummary> = select
+                let rows: Vec<FamilySummary> = select()
                     .select_only()
                     .columns([
                         C::Id,
@@ -744,11 +772,15 @@ impl Api {
                     .into_iter()
                     .map(FamilySummary::from)
                     .collect();
-                lists.pages.put(page_key, rows.clone());
-                rows
+                // Kept serialized: a page served from the cache is only copied out.
+                let items: Arc<[u8]> = serde_json::to_vec(&rows.to_json())
+                    .map_err(|e| ApiError::Internal(e.into()))?
+                    .into();
+                lists.pages.put(page_key, items.clone());
+                items
             }
         };
-        Ok(Json(paging.wrap(rows, total)))
+        Ok(JsonBytes::new(paging.wrap_json(&items, total)))
     }
 
     /// Register a family with its members.

@@ -207,11 +207,13 @@ fn families_of(scope: &Scope) -> SelectStatement {
         .to_owned()
 }
 
-/// The visits of the scope reported in the period and not undone since.
+/// The visits of the scope reported in the period and not undone since: visits of the
+/// families' care, not a cadre's message calls.
 fn done_ids(scope: &Scope, p: &Period) -> SelectStatement {
     SqlQuery::select()
         .column(visit_task::Column::Id)
         .from(visit_task::Entity)
+        .and_where(visit_task::care_visits())
         .and_where(visit_task::Column::FamilyId.in_subquery(families_of(scope)))
         .and_where(visit_task::Column::Status.is_in([status::REPORTED, status::CONFIRMED]))
         .and_where(
@@ -294,6 +296,7 @@ pub async fn compute(
     f.service_minutes = minutes.into_iter().map(i64::from).sum();
     let held = event::Entity::find()
         .filter(in_scope(scope, event::Column::RegionId))
+        .filter(event::Column::Status.ne(event::CANCELLED))
         .filter(event::Column::StartsAt.gte(p.start))
         .filter(event::Column::StartsAt.lt(p.end))
         .filter(event::Column::StartsAt.lte(Utc::now()));

@@ -56,6 +56,9 @@ pub struct Api(pub Arc<AppState>);
 /// Templates of the outbox messages to a visit's holders.
 pub const TEMPLATE_VISIT_DECLINED: &str = "visit_declined";
 pub const TEMPLATE_VISIT_MOVE_REQUESTED: &str = "visit_move_requested";
+/// How a visit the family asked to move is flagged for the coordinators (the reason and
+/// the days it wished follow).
+pub const MOVE_REQUESTED_FLAG: &str = "家庭希望改期";
 
 /// `confirm_method` of a visit confirmed by the family in its app.
 pub const CONFIRMED_BY_FAMILY: &str = "family";
@@ -733,6 +736,7 @@ async fn create_followup(
         needs_attention: Set(true),
         created_at: Set(now),
         updated_at: Set(now),
+        rescheduled_at: Set(None),
     };
     visit_task::Entity::insert(row)
         .on_conflict(
@@ -1381,7 +1385,11 @@ impl Api {
             .filter(visit_request::Column::Kind.eq(kind))
             .one(txn)
             .await?;
-        if asked.is_some() {
+        // A request answered by a coordinator moving the visit is done with: the family
+        // may ask again about the new time (the request is then replaced).
+        let answered =
+            |r: &visit_request::Model| task.rescheduled_at.is_some_and(|m| r.created_at <= m);
+        if asked.as_ref().is_some_and(|r| !answered(r)) {
             return Err(ApiError::state(
                 "already_requested",
                 task.status,
@@ -1392,8 +1400,8 @@ impl Api {
         let mut dates: Vec<NaiveDate> = dates.map(<[NaiveDate]>::to_vec).unwrap_or_default();
         dates.sort();
         dates.dedup();
-        visit_request::ActiveModel {
-            id: Set(Uuid::now_v7()),
+        let request = visit_request::ActiveModel {
+            id: Set(asked.as_ref().map_or_else(Uuid::now_v7, |r| r.id)),
             task_id: Set(task.id),
             family_id: Set(task.family_id),
             requested_by: Set(ctx.user_id),
@@ -1402,9 +1410,11 @@ impl Api {
             preferred_dates: Set((kind == visit_request::MOVE)
                 .then(|| StringList(dates.iter().map(NaiveDate::to_string).collect()))),
             created_at: Set(now),
-        }
-        .insert(txn)
-        .await?;
+        };
+        match asked {
+            Some(_) => request.update(txn).await?,
+            None => request.insert(txn).await?,
+        };
         let (template, status_reason) = if kind == visit_request::DECLINE {
             (
                 TEMPLATE_VISIT_DECLINED,
@@ -1422,7 +1432,7 @@ impl Api {
             };
             (
                 TEMPLATE_VISIT_MOVE_REQUESTED,
-                format!("家庭希望改期：{reason}{wished}"),
+                format!("{MOVE_REQUESTED_FLAG}：{reason}{wished}"),
             )
         };
         visit_task::Entity::update_many()
@@ -1624,7 +1634,9 @@ impl Api {
             .await;
         let out = finish(txn, out).await;
         count_wrong_try(&self.0.db, wrong).await?;
-        Ok(Json(out?))
+        let out = out?;
+        crate::api::visits::feed_sees(&self.0, &[id.0], &[auth.0.user_id]).await;
+        Ok(Json(out))
     }
 
     /// Check out when leaving; the duration is check-out minus check-in. Sending it again
@@ -1653,6 +1665,7 @@ impl Api {
             .report_step(&txn, &auth.0, id.0, fields, body.0.bp_member_id)
             .await;
         let report = finish(txn, out).await?;
+        crate::api::visits::feed_sees(&self.0, &[id.0], &[auth.0.user_id]).await;
         // A family's first visit done changes its plan (a bereaved family's first visit
         // needs two volunteers; the later ones one).
         if let Some(task) = visit_task::Entity::find_by_id(id.0).one(&self.0.db).await? {

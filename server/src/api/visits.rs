@@ -162,6 +162,46 @@ impl Validate for Release {
     }
 }
 
+#[derive(Object, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reschedule {
+    /// The new window: from (RFC 3339)...
+    pub window_start: DateTime<Utc>,
+    /// ...until: after the start, not yet past, at most 92 days long.
+    pub window_end: DateTime<Utc>,
+    /// Why (kept in the audit log; the holders hear only the new time).
+    pub reason: String,
+}
+
+impl Validate for Reschedule {
+    fn validate(&self) -> ApiResult<()> {
+        text("reason", &self.reason, 1, 200)?;
+        if self.window_end <= self.window_start {
+            return Err(ApiError::field("window_end", "结束时间应晚于开始时间"));
+        }
+        let days = i64::from(scheduler::rules::MAX_WINDOW_DAYS);
+        if self.window_end - self.window_start > Duration::days(days) {
+            return Err(ApiError::field(
+                "window_end",
+                format!("走访时段最长 {days} 天"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A visit after it was moved.
+#[derive(Object, Debug)]
+pub struct Rescheduled {
+    pub id: Uuid,
+    pub status: String,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub planned_date: Option<NaiveDate>,
+    /// Messages queued: each holder's notice of the new time and the reminders for it.
+    pub messages: u64,
+}
+
 /// The family as one viewer may see it. Before a claim (and after the window's grace):
 /// category, village and approximate distance only.
 #[derive(Object, Debug)]
@@ -1373,7 +1413,7 @@ impl Api {
             .ok_or(ApiError::NotFound("走访"))?;
         notify::produce::claimed(&txn, &state.config.reminders, tz, &task, user, now).await?;
         txn.commit().await?;
-        feed_sees(state, task.id, user).await;
+        feed_sees(state, &[task.id], &[user]).await;
         Ok(Claimed::Created(Json(claim_view(state, &claim, &task))))
     }
 
@@ -1452,7 +1492,7 @@ impl Api {
         )
         .await?;
         txn.commit().await?;
-        feed_sees(state, task.id, user).await;
+        feed_sees(state, &[task.id], &[user]).await;
         Ok(Json(claim_view(state, &claim, &task)))
     }
 
@@ -1539,8 +1579,100 @@ impl Api {
         .insert(&txn)
         .await?;
         txn.commit().await?;
-        feed_sees(state, task.id, volunteer).await;
+        feed_sees(state, &[task.id], &[volunteer]).await;
         Ok(Json(claim_view(state, &claim, &task)))
+    }
+
+    /// Move a visit to another time (coordinators, for visits of families in their region,
+    /// while it is open or claimed), typically after the family asked to move it: that
+    /// flag is cleared. Whoever holds it (volunteers, the assigned cadre) is told the new
+    /// time, and the reminders follow it; the reason is kept in the audit log.
+    #[oai(path = "/visits/:id/reschedule", method = "post")]
+    async fn reschedule(
+        &self,
+        auth: Manager,
+        /// The visit (a UUID).
+        id: Path<String>,
+        body: Input<Reschedule>,
+    ) -> ApiResult<Json<Rescheduled>> {
+        use visit_task::Column as T;
+        let id = path_id("id", &id.0)?;
+        let b = body.0;
+        let state = &self.0;
+        let db = &state.db;
+        let scope = auth.0.manager_scope()?;
+        let now = Utc::now();
+        if b.window_end <= now {
+            return Err(ApiError::field("window_end", "新的时间已经过去"));
+        }
+        let (task, fam) = task_and_family(db, id).await?;
+        family_region_in_scope(db, &scope, &fam)
+            .await?
+            .ok_or(ApiError::NotFound("走访"))?;
+        let txn = db.begin().await?;
+        let mut update = visit_task::Entity::update_many()
+            .col_expr(T::WindowStart, Expr::value(b.window_start))
+            .col_expr(T::WindowEnd, Expr::value(b.window_end))
+            .col_expr(
+                T::PlannedDate,
+                Expr::value(b.window_start.with_timezone(&state.tz).date_naive()),
+            )
+            .col_expr(T::UpdatedAt, Expr::value(now))
+            .col_expr(T::RescheduledAt, Expr::value(now));
+        let asked = task
+            .status_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with(super::reports::MOVE_REQUESTED_FLAG));
+        if asked {
+            update = update
+                .col_expr(T::NeedsAttention, Expr::value(false))
+                .col_expr(T::StatusReason, Expr::value(Option::<String>::None));
+        }
+        let done = update
+            .filter(T::Id.eq(id))
+            .filter(T::Status.is_in([status::OPEN, status::CLAIMED]))
+            .exec(&txn)
+            .await?;
+        if done.rows_affected != 1 {
+            txn.rollback().await?;
+            return Err(ApiError::state(
+                "visit_not_open",
+                task.status.clone(),
+                format!(
+                    "该走访当前状态为「{}」，不能再改期",
+                    status_label(&task.status)
+                ),
+            ));
+        }
+        let moved = visit_task::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or(ApiError::NotFound("走访"))?;
+        let messages =
+            notify::produce::moved(&txn, &state.config.reminders, state.tz, &moved, now).await?;
+        audit::record(
+            &txn,
+            Some(auth.0.user_id),
+            "reschedule_visit",
+            "visit_task",
+            Some(id),
+            json!({
+                "from": [task.window_start, task.window_end],
+                "to": [moved.window_start, moved.window_end],
+                "reason": b.reason.trim(),
+            }),
+        )
+        .await?;
+        txn.commit().await?;
+        feed_sees(state, &[id], &[]).await;
+        Ok(Json(Rescheduled {
+            id,
+            status: moved.status,
+            window_start: moved.window_start,
+            window_end: moved.window_end,
+            planned_date: moved.planned_date,
+            messages,
+        }))
     }
 
     /// One visit. Those holding it see the family's name, address, phone, location and
@@ -1837,13 +1969,25 @@ pub(crate) async fn take_place(
     Ok(Some(claim))
 }
 
-/// A visit this instance changed, into the feed's index at once (other instances read it
-/// at their next refresh). The change is committed: a failure here only leaves it to the
-/// next refresh of this one too.
-async fn feed_sees(state: &AppState, id: Uuid, volunteer: Uuid) {
-    state.feed_takers.remove(&volunteer.to_string());
-    if let Err(e) = state.feed.reload(&state.db, &[id]).await {
+/// Visits this instance changed (their holders or state), into the feed's index at once,
+/// and the volunteers whose holdings changed read afresh (other instances see it at their
+/// next refresh). Call after the commit: a failure here only leaves it to the next
+/// refresh of this one too.
+pub(crate) async fn feed_sees(state: &AppState, ids: &[Uuid], volunteers: &[Uuid]) {
+    for v in volunteers {
+        state.feed_takers.remove(&v.to_string());
+    }
+    if let Err(e) = state.feed.reload(&state.db, ids).await {
         tracing::warn!(error = %e, "the feed's index will see a visit's change at its next refresh");
+    }
+}
+
+/// Every visit changed since `since` (a run this instance made, which began then), into
+/// the feed's index at once; the volunteers' holdings are read afresh.
+pub(crate) async fn feed_catches_up(state: &AppState, since: DateTime<Utc>) {
+    state.feed_takers.clear();
+    if let Err(e) = state.feed.catch_up(&state.db, since).await {
+        tracing::warn!(error = %e, "the feed's index will see the changes at its next refresh");
     }
 }
 

@@ -760,6 +760,21 @@ impl Api {
                 json!({"assignee": body.0.user_id}),
             )
             .await?;
+            // The assignee hears (not when assigning it to oneself, nor when it was theirs
+            // already).
+            if body.0.user_id != auth.0.user_id && w.assignee_id != Some(body.0.user_id) {
+                let to = body.0.user_id;
+                let template = crate::notify::templates::WISH_ASSIGNED;
+                let date = now.with_timezone(&self.0.tz).date_naive().to_string();
+                let msg = crate::notify::produce::Msg {
+                    to,
+                    template,
+                    payload: json!({"wish_id": w.id, "date": date}),
+                    key: crate::notify::remind::key(template, w.id, to, now.timestamp_millis()),
+                    at: now,
+                };
+                crate::notify::produce::queue(&txn, vec![msg], now).await?;
+            }
             let w = wish_in_scope(&txn, &scope, w.id).await?;
             Ok(views(&txn, vec![w], true).await?.remove(0))
         }

@@ -7,7 +7,8 @@
 //! - Every later write is fenced by the attempt count it took the row with, so a row taken
 //!   over by another dispatcher is not overwritten.
 //! - One message at a time per person (and, through the cache, per openid across
-//!   instances): WeChat refuses concurrent sends to one openid (43108).
+//!   instances: a batch locks its openids together, in one round trip, and gives them
+//!   back together): WeChat refuses concurrent sends to one openid (43108).
 //! - Right after WeChat accepts, the row is marked sent and the grant spent in one short
 //!   transaction: a crash can repeat at most the sends in flight at that moment.
 //! - Before any channel: a message no longer true, or a reminder too late, is dropped; in
@@ -165,7 +166,9 @@ async fn run_batch_until(
     if taken.is_empty() {
         return Ok(Stats::default());
     }
-    let facts = Facts::load(&state.db, &taken, now, state.tz).await?;
+    let t_take = started.elapsed();
+    let facts = Facts::load(&state.db, &taken, now, state.tz, config.daily_cap).await?;
+    let t_facts = started.elapsed();
 
     // Leave a margin before the claim runs out, so that no row is sent by two
     // dispatchers; what is not reached by then is put back.
@@ -177,17 +180,57 @@ async fn run_batch_until(
     for m in taken {
         by_person.entry(m.recipient_id).or_default().push(m);
     }
+    // One send in flight per openid, across dispatchers too: the openids of the batch are
+    // locked together, for as long as the batch may send (a dispatcher that dies leaves
+    // them to expire with its claim), and given back together. Within the batch one task
+    // per person keeps their sends one after the other.
+    let locks: Vec<(Uuid, String)> = by_person
+        .keys()
+        .filter(|p| {
+            facts
+                .grants
+                .get(*p)
+                .is_some_and(|g| g.values().any(|n| *n > 0))
+        })
+        .filter_map(|p| {
+            let openid = facts.people.get(p)?.openid.as_deref()?;
+            (!openid.is_empty()).then(|| (*p, format!("wechat_send:{openid}")))
+        })
+        .collect();
+    let keys: Vec<String> = locks.iter().map(|(_, k)| k.clone()).collect();
+    let holder = Uuid::new_v4().to_string();
+    let taken_locks = state.cache.put_many_if_absent(&keys, &holder, claim).await;
+    let locked: HashSet<Uuid> = locks
+        .iter()
+        .zip(&taken_locks)
+        .filter(|(_, ok)| **ok)
+        .map(|((p, _), _)| *p)
+        .collect();
     let facts = Arc::new(facts);
+    let (recorder, recording) = SentRecorder::start(&state.db, now);
     let permits = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
     let mut running = tokio::task::JoinSet::new();
-    for (_, messages) in by_person {
-        let (state, facts, permits, stop) =
-            (state.clone(), facts.clone(), permits.clone(), stop.clone());
+    for (person, messages) in by_person {
+        let (state, facts, permits, stop, recorder) = (
+            state.clone(),
+            facts.clone(),
+            permits.clone(),
+            stop.clone(),
+            recorder.clone(),
+        );
+        let wechat_lock = locked.contains(&person);
         running.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            deliver_to_one_person(&state, &facts, messages, now, deadline, &stop).await
+            let batch = Batch {
+                state: &state,
+                facts: &facts,
+                recorder: &recorder,
+                now,
+            };
+            deliver_to_one_person(&batch, messages, deadline, &stop, wechat_lock).await
         });
     }
+    drop(recorder);
     let mut stats = Stats::default();
     while let Some(done) = running.join_next().await {
         match done {
@@ -195,7 +238,22 @@ async fn run_batch_until(
             Err(e) => tracing::error!(error = %e, "a notification task failed"),
         }
     }
-    tracing::info!(?stats, "notifications dispatched");
+    if let Some(recording) = recording {
+        recording.await.ok();
+    }
+    let held: Vec<String> = keys
+        .into_iter()
+        .zip(taken_locks)
+        .filter_map(|(k, ok)| ok.then_some(k))
+        .collect();
+    state.cache.remove_many_if(&held, &holder).await;
+    tracing::info!(
+        ?stats,
+        take_ms = t_take.as_millis() as u64,
+        facts_ms = (t_facts - t_take).as_millis() as u64,
+        sends_ms = (started.elapsed() - t_facts).as_millis() as u64,
+        "notifications dispatched"
+    );
     Ok(stats)
 }
 
@@ -262,8 +320,8 @@ struct Facts {
     visits: HashMap<Uuid, visit_task::Model>,
     /// (visit, person) with an active claim.
     claims: HashSet<(Uuid, Uuid)>,
-    /// (person, WeChat template id) → grants left.
-    grants: HashMap<(Uuid, String), i32>,
+    /// Person → WeChat template id → grants left.
+    grants: HashMap<Uuid, HashMap<String, i32>>,
     /// The recipients who are family members → their family.
     families: HashMap<Uuid, FamilyFacts>,
     /// Messages pushed to each recipient on the batch's local day.
@@ -277,6 +335,8 @@ struct FamilyFacts {
     member_phone: Option<String>,
     /// The children the family lost: its sensitive days.
     losses: Vec<timing::Loss>,
+    /// The family's own quiet hours, on top of the association's.
+    quiet: Option<timing::QuietHours>,
 }
 
 fn visit_of(m: &notification::Model) -> Option<Uuid> {
@@ -296,6 +356,7 @@ impl Facts {
         taken: &[notification::Model],
         now: DateTime<Utc>,
         tz: chrono_tz::Tz,
+        daily_cap: u32,
     ) -> Result<Self, DbErr> {
         let people: HashSet<Uuid> = taken.iter().map(|m| m.recipient_id).collect();
         let visits: HashSet<Uuid> = taken.iter().filter_map(visit_of).collect();
@@ -315,23 +376,36 @@ impl Facts {
             .into_tuple()
             .all(db)
             .await?;
-        let pushed: Vec<(Uuid, i64)> = notification::Entity::find()
-            .select_only()
-            .column(C::RecipientId)
-            .column_as(sea_orm::sea_query::ExprTrait::count(Expr::col(C::Id)), "n")
-            .filter(C::RecipientId.is_in(people.iter().copied()))
-            .filter(C::Status.eq(notification::SENT))
-            .filter(C::Channel.is_in(PUSHED))
-            .filter(C::SentAt.gte(timing::day_start(now, tz)))
-            .group_by(C::RecipientId)
-            .into_tuple()
-            .all(db)
-            .await?;
+        // Today's pushes matter to the cap alone.
+        let pushed: Vec<(Uuid, i64)> = if daily_cap == 0 {
+            Vec::new()
+        } else {
+            notification::Entity::find()
+                .select_only()
+                .column(C::RecipientId)
+                .column_as(sea_orm::sea_query::ExprTrait::count(Expr::col(C::Id)), "n")
+                .filter(C::RecipientId.is_in(people.iter().copied()))
+                .filter(C::Status.eq(notification::SENT))
+                .filter(C::Channel.is_in(PUSHED))
+                .filter(C::SentAt.gte(timing::day_start(now, tz)))
+                .group_by(C::RecipientId)
+                .into_tuple()
+                .all(db)
+                .await?
+        };
         Ok(Self {
             people: people_rows.into_iter().map(|u| (u.id, u)).collect(),
             visits: visit_rows.into_iter().map(|v| (v.id, v)).collect(),
             claims: claims.into_iter().collect(),
-            grants: ledger::balances(db, people.iter().copied()).await?,
+            grants: ledger::balances(db, people.iter().copied())
+                .await?
+                .into_iter()
+                .fold(HashMap::new(), |mut by, ((person, template), n)| {
+                    by.entry(person)
+                        .or_insert_with(HashMap::new)
+                        .insert(template, n);
+                    by
+                }),
             families: family_facts(db, &people).await?,
             pushed_today: pushed
                 .into_iter()
@@ -346,6 +420,10 @@ impl Facts {
             status: &v.status,
             recipient_holds: v.assigned_cadre_id == Some(m.recipient_id)
                 || self.claims.contains(&(v.id, m.recipient_id)),
+            moved: super::remind::window_moved(
+                m.payload.get("window_start").and_then(Value::as_str),
+                v.window_start,
+            ),
         })
     }
 }
@@ -400,6 +478,7 @@ async fn family_facts(
         let losses =
             timing::Loss::of_members(lost.get(&family_id).map(Vec::as_slice).unwrap_or(&[]));
         Some(FamilyFacts {
+            quiet: timing::family_quiet(&family.do_not_disturb),
             family,
             member_phone,
             losses,
@@ -443,7 +522,15 @@ fn dropped_because(
         return None;
     }
     let due = m.due_at.unwrap_or(m.created_at);
-    timing::too_late(due, now, config.tolerance(&m.template), tz, quiet)
+    let quiet = quiet_for(facts.families.get(&m.recipient_id), quiet);
+    timing::too_late(due, now, config.tolerance(&m.template), tz, &quiet)
+}
+
+/// The quiet hours a recipient keeps: the association's, and their family's own.
+fn quiet_for(family: Option<&FamilyFacts>, global: timing::QuietHours) -> Vec<timing::QuietHours> {
+    let mut all = vec![global];
+    all.extend(family.and_then(|f| f.quiet));
+    all
 }
 
 /// The message as WeChat would carry it, or why it cannot.
@@ -475,26 +562,22 @@ pub(crate) fn wechat_message(
 
 /// One person's messages, one after the other.
 async fn deliver_to_one_person(
-    state: &AppState,
-    facts: &Facts,
+    batch: &Batch<'_>,
     messages: Vec<notification::Model>,
-    now: DateTime<Utc>,
     deadline: Instant,
     stop: &AtomicBool,
+    wechat_lock: bool,
 ) -> Stats {
+    let (state, facts, now) = (batch.state, batch.facts, batch.now);
     let mut stats = Stats::default();
     let Some(person) = messages.first().map(|m| m.recipient_id) else {
         return stats;
     };
     // This person's grants and today's pushes, kept up to date as messages go out.
     let mut who = Recipient {
-        grants: facts
-            .grants
-            .iter()
-            .filter(|((user, _), _)| *user == person)
-            .map(|((_, t), n)| (t.clone(), *n))
-            .collect(),
+        grants: facts.grants.get(&person).cloned().unwrap_or_default(),
         pushed_today: facts.pushed_today.get(&person).copied().unwrap_or(0),
+        wechat_lock,
     };
     for m in messages {
         stats.taken += 1;
@@ -503,7 +586,7 @@ async fn deliver_to_one_person(
             stats.put_back += 1;
             continue;
         }
-        let result = deliver(state, facts, &m, now, &mut who, &mut stats).await;
+        let result = deliver(batch, &m, &mut who, &mut stats).await;
         if let Err(e) = result {
             // The row stays taken and is retried when its claim runs out.
             tracing::error!(id = %m.id, error = %e, "recording a notification's delivery failed");
@@ -516,6 +599,8 @@ async fn deliver_to_one_person(
 struct Recipient {
     grants: HashMap<String, i32>,
     pushed_today: u32,
+    /// This batch holds the lock of the person's openid.
+    wechat_lock: bool,
 }
 
 /// The steps tried for a message, kept in `notification.trail` (with the earlier attempts').
@@ -576,13 +661,12 @@ enum Tried {
 }
 
 async fn deliver(
-    state: &AppState,
-    facts: &Facts,
+    batch: &Batch<'_>,
     m: &notification::Model,
-    now: DateTime<Utc>,
     who: &mut Recipient,
     stats: &mut Stats,
 ) -> Result<(), DbErr> {
+    let (state, facts, now) = (batch.state, batch.facts, batch.now);
     let db = &state.db;
     let config = &state.config.notify;
     let tz = state.tz;
@@ -610,7 +694,7 @@ async fn deliver(
         let why = format!("no good wishes on a sensitive day of the family ({day})");
         return finish(db, m, notification::DROPPED, None, Some(why), &trail).await;
     }
-    if !emergency && let Some(until) = timing::quiet_until(now, tz, quiet) {
+    if !emergency && let Some(until) = timing::quiet_until_all(now, tz, &quiet_for(family, quiet)) {
         stats.deferred += 1;
         put_back(db, m, until).await;
         return Ok(());
@@ -641,7 +725,7 @@ async fn deliver(
     let queued_on = m.created_at.with_timezone(&tz).date_naive();
     let message = templates::render_with(&m.template, &m.payload, queued_on, tone);
 
-    match try_wechat(state, person, m, &message, now, who, stats, &mut trail).await? {
+    match try_wechat(batch, person, m, &message, who, stats, &mut trail).await? {
         Tried::Reached => {
             who.pushed_today += 1;
             return Ok(());
@@ -677,15 +761,15 @@ async fn deliver(
 
 #[allow(clippy::too_many_arguments)]
 async fn try_wechat(
-    state: &AppState,
+    batch: &Batch<'_>,
     person: &app_user::Model,
     m: &notification::Model,
     message: &templates::Message,
-    now: DateTime<Utc>,
     who: &mut Recipient,
     stats: &mut Stats,
     trail: &mut Trail,
 ) -> Result<Tried, DbErr> {
+    let (state, now) = (batch.state, batch.now);
     let db = &state.db;
     let config = &state.config.notify;
     let send = match wechat_message(config, person, m, message) {
@@ -700,17 +784,13 @@ async fn try_wechat(
         return Ok(Tried::No);
     }
 
-    // One send in flight per openid, across instances too.
-    let lock = format!("wechat_send:{}", send.touser);
-    let holder = Uuid::new_v4().to_string();
-    let hold = StdDuration::from_millis(state.config.wechat.timeout_ms + 1000);
-    if !state.cache.put_if_absent(&lock, &holder, hold).await {
+    // Another dispatcher (or an emergency) is sending to this openid: later.
+    if !who.wechat_lock {
         stats.put_back += 1;
         put_back(db, m, now + Duration::seconds(2)).await;
         return Ok(Tried::Later);
     }
     let sent = state.wechat.send_subscribe(&send).await;
-    state.cache.remove_if(&lock, &holder).await;
 
     match sent {
         Ok(_) => {
@@ -719,7 +799,10 @@ async fn try_wechat(
                 *n -= 1;
             }
             trail.step(channel::WECHAT, "sent");
-            sent_on_wechat(db, m, &send.template_id, trail, now).await?;
+            batch
+                .recorder
+                .sent_on_wechat(db, m, &send.template_id, trail, now)
+                .await?;
             Ok(Tried::Reached)
         }
         Err(e) => match policy::classify(&e) {
@@ -994,6 +1077,7 @@ async fn call_task(
         needs_attention: Set(cadre.is_none()),
         created_at: Set(now),
         updated_at: Set(now),
+        rescheduled_at: Set(None),
     })
     .on_conflict(
         OnConflict::column(visit_task::Column::UniqueKey)
@@ -1089,54 +1173,153 @@ async fn finish_sent(
     Ok(())
 }
 
-/// WeChat accepted: the row is marked sent and the grant spent together, right away (a
-/// crash before this repeats the send). On PostgreSQL one statement, atomic on its own and
-/// one round trip; elsewhere one short transaction.
-async fn sent_on_wechat(
-    db: &DatabaseConnection,
-    m: &notification::Model,
-    template_id: &str,
-    trail: &Trail,
+/// What the tasks of one batch share.
+struct Batch<'a> {
+    state: &'a AppState,
+    facts: &'a Facts,
+    recorder: &'a SentRecorder,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    if db.get_database_backend() != DbBackend::Postgres {
-        let txn = db.begin().await?;
-        finish_sent(&txn, m, channel::WECHAT, None, trail, now).await?;
-        ledger::spend(&txn, m.recipient_id, template_id).await?;
-        return txn.commit().await;
+}
+
+/// A WeChat acceptance waiting to be written, and the worker waiting for it.
+struct SentWrite {
+    id: Uuid,
+    attempts: i32,
+    template_id: String,
+    trail: Value,
+    /// Whether the row was still ours, once committed.
+    done: tokio::sync::oneshot::Sender<Result<bool, String>>,
+}
+
+/// Records WeChat's acceptances: the row marked sent and the grant spent together, right
+/// away (a crash before this repeats the send). On PostgreSQL the batch's workers hand
+/// them to one writer, which writes all that are waiting in one statement (one commit),
+/// while the next ones gather behind it; each worker waits for its own commit before its
+/// next send, so a crash still repeats at most one send per worker. Elsewhere (SQLite: one
+/// writer anyway) each is one short transaction.
+#[derive(Clone)]
+struct SentRecorder {
+    writes: Option<tokio::sync::mpsc::UnboundedSender<SentWrite>>,
+}
+
+/// Acceptances written in one statement at most (4 parameters each).
+const SENT_GROUP: usize = 500;
+
+impl SentRecorder {
+    /// The recorder of a batch taken at `now`, and on PostgreSQL its writer, which ends
+    /// once every clone of the recorder is dropped and what they handed over is written.
+    fn start(
+        db: &DatabaseConnection,
+        now: DateTime<Utc>,
+    ) -> (Self, Option<tokio::task::JoinHandle<()>>) {
+        if db.get_database_backend() != DbBackend::Postgres {
+            return (Self { writes: None }, None);
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<SentWrite>();
+        let db = db.clone();
+        let writer = tokio::spawn(async move {
+            let mut group = Vec::with_capacity(SENT_GROUP);
+            while rx.recv_many(&mut group, SENT_GROUP).await > 0 {
+                let written = mark_sent_on_wechat(&db, &group, now).await;
+                for w in group.drain(..) {
+                    let ours = match &written {
+                        Ok(ids) => Ok(ids.contains(&w.id)),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    w.done.send(ours).ok();
+                }
+            }
+        });
+        (Self { writes: Some(tx) }, Some(writer))
     }
-    const SQL: &str = "WITH sent AS (
-            UPDATE notification
-            SET status = $1, channel = $2, sent_at = $3, last_error = NULL, trail = $4
-            WHERE id = $5 AND status = $6 AND attempts = $7
-            RETURNING recipient_id),
+
+    async fn sent_on_wechat(
+        &self,
+        db: &DatabaseConnection,
+        m: &notification::Model,
+        template_id: &str,
+        trail: &Trail,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        let Some(writes) = &self.writes else {
+            let txn = db.begin().await?;
+            finish_sent(&txn, m, channel::WECHAT, None, trail, now).await?;
+            ledger::spend(&txn, m.recipient_id, template_id).await?;
+            return txn.commit().await;
+        };
+        let (done, written) = tokio::sync::oneshot::channel();
+        let write = SentWrite {
+            id: m.id,
+            attempts: m.attempts,
+            template_id: template_id.to_string(),
+            trail: trail.value(),
+            done,
+        };
+        let gone = || DbErr::Custom("the writer of sent notifications stopped".into());
+        writes.send(write).map_err(|_| gone())?;
+        let ours = written.await.map_err(|_| gone())?.map_err(DbErr::Custom)?;
+        check_fence(m, u64::from(ours));
+        Ok(())
+    }
+}
+
+/// One statement, atomic on its own, for a group of acceptances: each row still ours
+/// (same attempt) is marked sent and its grant spent. Returns the rows marked.
+async fn mark_sent_on_wechat(
+    db: &DatabaseConnection,
+    group: &[SentWrite],
+    now: DateTime<Utc>,
+) -> Result<HashSet<Uuid>, DbErr> {
+    let mut values: Vec<sea_orm::Value> = vec![
+        now.into(),
+        notification::SENT.into(),
+        channel::WECHAT.into(),
+        notification::SENDING.into(),
+    ];
+    let mut rows = Vec::with_capacity(group.len());
+    for w in group {
+        let n = values.len();
+        rows.push(format!(
+            "(${}::uuid, ${}::int4, ${}::jsonb, ${}::text)",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4
+        ));
+        values.extend([
+            w.id.into(),
+            w.attempts.into(),
+            w.trail.clone().into(),
+            w.template_id.clone().into(),
+        ]);
+    }
+    let sql = format!(
+        "WITH v (id, attempts, trail, template_id) AS (VALUES {}),
+        sent AS (
+            UPDATE notification n
+            SET status = $2, channel = $3, sent_at = $1, last_error = NULL, trail = v.trail
+            FROM v
+            WHERE n.id = v.id AND n.status = $4 AND n.attempts = v.attempts
+            RETURNING n.id, n.recipient_id, v.template_id),
         spent AS (
-            UPDATE subscription_quota SET balance = balance - 1, updated_at = $3
-            WHERE user_id IN (SELECT recipient_id FROM sent) AND template_id = $8 AND balance > 0
-            RETURNING 1)
-        SELECT (SELECT count(*) FROM sent) AS sent, (SELECT count(*) FROM spent) AS spent";
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
+            UPDATE subscription_quota q SET balance = q.balance - 1, updated_at = $1
+            FROM sent
+            WHERE q.user_id = sent.recipient_id AND q.template_id = sent.template_id
+                AND q.balance > 0)
+        SELECT id FROM sent",
+        rows.join(", ")
+    );
+    let written = db
+        .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            SQL,
-            [
-                notification::SENT.into(),
-                channel::WECHAT.into(),
-                now.into(),
-                trail.value().into(),
-                m.id.into(),
-                notification::SENDING.into(),
-                m.attempts.into(),
-                template_id.into(),
-            ],
+            sql,
+            values,
         ))
         .await?;
-    let sent: i64 = match row {
-        Some(r) => r.try_get("", "sent")?,
-        None => 0,
-    };
-    check_fence(m, sent as u64);
-    Ok(())
+    written
+        .iter()
+        .map(|r| r.try_get::<Uuid>("", "id"))
+        .collect()
 }
 
 async fn finish(

@@ -372,7 +372,7 @@ pub async fn send(state: &AppState, ids: &[Uuid]) -> Result<Sent, DbErr> {
                     "no WeChat grant left",
                 )
             }
-            Ok(msg) => match state.wechat.send_subscribe(&msg).await {
+            Ok(msg) => match send_alone(state, &msg).await {
                 Ok(_) => {
                     ledger::spend(db, person.id, &msg.template_id).await?;
                     step(&mut trail, m.attempts, channel::WECHAT, "sent");
@@ -638,6 +638,31 @@ impl Watch {
     pub fn stop(self) {
         self.task.abort();
     }
+}
+
+/// Sends one emergency message on WeChat holding the person's openid lock, like the
+/// dispatcher: WeChat refuses concurrent sends to one openid (43108). A send already in
+/// flight is waited for, up to the time one send may take; past it, it counts as a
+/// passing failure and is tried again.
+async fn send_alone(
+    state: &AppState,
+    msg: &crate::wechat::SubscribeMessage,
+) -> Result<u64, crate::wechat::WeChatError> {
+    let lock = format!("wechat_send:{}", msg.touser);
+    let holder = Uuid::new_v4().to_string();
+    let hold = StdDuration::from_millis(state.config.wechat.timeout_ms + 1000);
+    let give_up = std::time::Instant::now() + hold;
+    while !state.cache.put_if_absent(&lock, &holder, hold).await {
+        if std::time::Instant::now() >= give_up {
+            return Err(crate::wechat::WeChatError::Transport(
+                "another send to this person was in flight".into(),
+            ));
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    let sent = state.wechat.send_subscribe(msg).await;
+    state.cache.remove_if(&lock, &holder).await;
+    sent
 }
 
 #[cfg(test)]

@@ -62,6 +62,8 @@ pub struct VisitNow<'a> {
     pub status: &'a str,
     /// The recipient holds it (an active claim, or the cadre it is assigned to).
     pub recipient_holds: bool,
+    /// The visit is no longer at the time the message was queued for.
+    pub moved: bool,
 }
 
 /// Why a message about a visit is no longer worth sending, if it is not. `visit` is None
@@ -113,6 +115,7 @@ pub fn stale_because(
 pub fn reminder_stale_because(template: &str, visit: &VisitNow) -> Option<String> {
     let ahead = [status::OPEN, status::CLAIMED].contains(&visit.status);
     let now_is = || Some(format!("the visit is {} now", visit.status));
+    let moved = || Some("the visit was moved: its messages for the new time replace it".into());
     if remind::HOLDER_REMINDERS.contains(&template) {
         if !visit.recipient_holds {
             return Some("the recipient no longer holds the visit".into());
@@ -120,9 +123,15 @@ pub fn reminder_stale_because(template: &str, visit: &VisitNow) -> Option<String
         if !ahead {
             return now_is();
         }
+        if visit.moved {
+            return moved();
+        }
     } else if remind::FAMILY_REMINDERS.contains(&template) {
         if !ahead {
             return now_is();
+        }
+        if visit.moved {
+            return moved();
         }
     } else if [remind::PLEASE_CONFIRM, remind::VISIT_UNCONFIRMED].contains(&template)
         && visit.status != status::REPORTED
@@ -181,10 +190,12 @@ mod tests {
         let held = |s| VisitNow {
             status: s,
             recipient_holds: true,
+            moved: false,
         };
         let let_go = |s| VisitNow {
             status: s,
             recipient_holds: false,
+            moved: false,
         };
         let stale = |t: &str, v: &VisitNow| stale_because(t, true, Some(v));
 
@@ -209,6 +220,7 @@ mod tests {
         let v = |status, holds| VisitNow {
             status,
             recipient_holds: holds,
+            moved: false,
         };
         let stale = |t: &str, v: &VisitNow| stale_because(t, true, Some(v));
         for t in remind::HOLDER_REMINDERS {
@@ -227,6 +239,18 @@ mod tests {
             assert_eq!(stale(t, &v("claimed", false)), None);
             assert!(stale(t, &v("cancelled", false)).is_some());
         }
+        // Queued for a time the visit is no longer at.
+        let moved = VisitNow {
+            moved: true,
+            ..v("claimed", true)
+        };
+        for t in remind::HOLDER_REMINDERS
+            .iter()
+            .chain(&remind::FAMILY_REMINDERS)
+        {
+            assert!(stale(t, &moved).unwrap().contains("moved"), "{t}");
+        }
+        assert_eq!(stale(remind::VISIT_MISSED, &moved), None);
         assert_eq!(stale(remind::PLEASE_CONFIRM, &v("reported", false)), None);
         assert!(stale(remind::PLEASE_CONFIRM, &v("confirmed", false)).is_some());
         assert!(stale(remind::VISIT_UNCONFIRMED, &v("confirmed", false)).is_some());

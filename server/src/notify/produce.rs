@@ -83,6 +83,10 @@ async fn insert(
                 C::Attempts,
                 C::LastError,
                 C::InboxAt,
+                // The same moment can serve another window (a visit moved by an hour keeps
+                // its evening-before reminder): the text follows the visit.
+                C::Payload,
+                C::DueAt,
             ])
             .action_and_where(
                 Expr::col((notification::Entity, C::Status)).eq(notification::DROPPED),
@@ -236,8 +240,21 @@ impl Coordinators {
         &self.0
     }
 
-    /// The coordinators whose region subtree holds the region at `path`.
+    /// Who hears of a routine matter at the region at `path` (a visit missed or unclaimed,
+    /// a low rating, a wish waiting): the nearest tier up with a coordinator (village,
+    /// township, county, city), not every tier above it, or a city coordinator would hear
+    /// of every village. Escalations go further up themselves (see `emergency`).
     pub fn of(&self, path: &str) -> Vec<Uuid> {
+        super::emergency::tiers(path, &self.0)
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+    }
+
+    /// Every coordinator whose region subtree holds the region at `path`, all tiers up:
+    /// for what a tier above plans for (a festival season's shortfall, which a county
+    /// meets by moving volunteers between townships).
+    pub fn over(&self, path: &str) -> Vec<Uuid> {
         let mut out: Vec<Uuid> = self
             .0
             .iter()
@@ -295,7 +312,7 @@ async fn family_paths(
         .collect())
 }
 
-/// The coordinators of one family.
+/// The coordinators of one family: the nearest tier up with one ([`Coordinators::of`]).
 pub async fn coordinators_of(db: &impl ConnectionTrait, family: Uuid) -> Result<Vec<Uuid>, DbErr> {
     let paths = family_paths(db, [family]).await?;
     let Some(path) = paths.get(&family) else {
@@ -374,13 +391,13 @@ pub async fn claimed(
     }
 
     // Who is coming, as a locked screen may show it: surname and team.
-    let (name, team_name) = name_and_team(db, volunteer_user).await?;
+    let (name, team_name, members) = coming_and_told(db, volunteer_user, task.family_id).await?;
     let coming = with(
         base.clone(),
         json!({"volunteer": remind::surname(&name), "team": team_name}),
     );
     let day_before = remind::family_day_before(task.window_start, now, c, tz);
-    for member in family_accounts(db, task.family_id).await? {
+    for member in members {
         first.push(Msg {
             to: member,
             template: remind::VISIT_COMING,
@@ -409,13 +426,27 @@ pub async fn claimed(
     queue_again(db, first, now).await
 }
 
-/// A volunteer's name and team name ("" without one), in one round trip: a claim waits
-/// for it.
-async fn name_and_team(db: &impl ConnectionTrait, user: Uuid) -> Result<(String, String), DbErr> {
+/// A volunteer's name and team name ("" without one), and the family's accounts that hear
+/// of them ([`family_accounts`]), in one round trip: a claim waits for it.
+async fn coming_and_told(
+    db: &impl ConnectionTrait,
+    user: Uuid,
+    family: Uuid,
+) -> Result<(String, String, Vec<Uuid>), DbErr> {
     let query = Query::select()
         .column((app_user::Entity, app_user::Column::Name))
         .column((team::Entity, team::Column::Name))
+        .column((family_member::Entity, family_member::Column::UserId))
         .from(app_user::Entity)
+        .left_join(
+            family_member::Entity,
+            Condition::all()
+                .add(Expr::col((family_member::Entity, family_member::Column::FamilyId)).eq(family))
+                .add(
+                    Expr::col((family_member::Entity, family_member::Column::UserId)).is_not_null(),
+                )
+                .add(Expr::col((family_member::Entity, family_member::Column::Deceased)).eq(false)),
+        )
         .left_join(
             volunteer::Entity,
             Expr::col((volunteer::Entity, volunteer::Column::UserId))
@@ -428,12 +459,26 @@ async fn name_and_team(db: &impl ConnectionTrait, user: Uuid) -> Result<(String,
         )
         .and_where(Expr::col((app_user::Entity, app_user::Column::Id)).eq(user))
         .to_owned();
-    let Some(row) = db.query_one(&query).await? else {
-        return Ok(Default::default());
+    let rows = db.query_all(&query).await?;
+    let Some(first) = rows.first() else {
+        return Ok((
+            String::new(),
+            String::new(),
+            family_accounts(db, family).await?,
+        ));
     };
-    let name: String = row.try_get_by_index(0)?;
-    let team: Option<String> = row.try_get_by_index(1)?;
-    Ok((name, team.unwrap_or_default()))
+    let name: String = first.try_get_by_index(0)?;
+    let team: Option<String> = first.try_get_by_index(1)?;
+    let mut members = Vec::new();
+    for row in &rows {
+        members.extend(row.try_get_by_index::<Option<Uuid>>(2)?);
+    }
+    members.sort();
+    members.dedup();
+    if members.is_empty() {
+        members.extend(household_account(db, family).await?);
+    }
+    Ok((name, team.unwrap_or_default(), members))
 }
 
 /// A volunteer gave a visit back or was released from it (`task` as it is after): their
@@ -462,6 +507,101 @@ pub async fn released(
         dropped += drop_pending(db, member, &theirs, why).await?;
     }
     Ok(dropped)
+}
+
+/// A visit was moved to another window (`task` as it is after): each holder hears of it,
+/// the reminders queued for the old window are dropped and queued again for the new one
+/// (the holders' and, when someone holds it, the family's day-before).
+pub async fn moved(
+    db: &impl ConnectionTrait,
+    c: &RemindersConfig,
+    tz: Tz,
+    task: &visit_task::Model,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let why = "the visit was moved: its messages for the new time replace it";
+    let base = visit_payload(task, tz);
+    let volunteers: Vec<Uuid> = task_claim::Entity::find()
+        .select_only()
+        .column(task_claim::Column::VolunteerId)
+        .filter(task_claim::Column::TaskId.eq(task.id))
+        .filter(task_claim::Column::Status.eq(task_claim::ACTIVE))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut msgs = Vec::new();
+    let mut holders = volunteers.clone();
+    holders.extend(task.assigned_cadre_id.filter(|c| !volunteers.contains(c)));
+    for holder in &holders {
+        let old: Vec<String> = remind::HOLDER_REMINDERS
+            .iter()
+            .map(|t| key_prefix(t, task.id, holder))
+            .collect();
+        drop_pending(db, *holder, &old, why).await?;
+        msgs.push(Msg {
+            to: *holder,
+            template: remind::VISIT_MOVED,
+            payload: base.clone(),
+            key: key(remind::VISIT_MOVED, task.id, holder, micros(now)),
+            at: now,
+        });
+    }
+    // Reminders are a volunteer's (a cadre's arrangements are their own, as at the claim).
+    for volunteer in &volunteers {
+        for (template, at) in remind::holder_reminders(
+            task.window_start,
+            task.preferred_time.as_deref(),
+            now,
+            c,
+            tz,
+        ) {
+            msgs.push(Msg {
+                to: *volunteer,
+                template,
+                payload: base.clone(),
+                key: key(template, task.id, volunteer, at.timestamp()),
+                at,
+            });
+        }
+    }
+    if let Some(first) = volunteers.first() {
+        // The family hears the new time with who is coming, as at the claim.
+        let (name, team_name, members) = coming_and_told(db, *first, task.family_id).await?;
+        let coming = with(
+            base.clone(),
+            json!({"volunteer": remind::surname(&name), "team": team_name, "moved": true}),
+        );
+        let day_before = remind::family_day_before(task.window_start, now, c, tz);
+        for member in members {
+            let old = [
+                key_prefix(remind::VISIT_COMING, task.id, member),
+                key_prefix(remind::FAMILY_DAY_BEFORE, task.id, member),
+            ];
+            drop_pending(db, member, &old, why).await?;
+            msgs.push(Msg {
+                to: member,
+                template: remind::VISIT_COMING,
+                payload: coming.clone(),
+                key: key(
+                    remind::VISIT_COMING,
+                    task.id,
+                    member,
+                    format!("moved:{}", micros(now)),
+                ),
+                at: now,
+            });
+            if let Some(at) = day_before {
+                msgs.push(Msg {
+                    to: member,
+                    template: remind::FAMILY_DAY_BEFORE,
+                    payload: base.clone(),
+                    key: key(remind::FAMILY_DAY_BEFORE, task.id, member, at.timestamp()),
+                    at,
+                });
+            }
+        }
+    }
+    queue_again(db, msgs, now).await
 }
 
 /// The report is in: the family is asked to confirm, and the coordinators hear of risk
@@ -578,14 +718,9 @@ pub async fn mark_missed(
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
     let txn = db.begin().await?;
-    let missed = visit_task::Entity::update_many()
-        .col_expr(visit_task::Column::Status, Expr::value(status::MISSED))
-        .col_expr(visit_task::Column::UpdatedAt, Expr::value(now))
-        .filter(visit_task::Column::WindowEnd.lt(now))
-        .filter(visit_task::Column::Status.is_in([status::OPEN, status::CLAIMED]))
-        .exec_with_returning(&txn)
-        .await?;
+    let missed = scheduler::generate::mark_missed(&txn, now).await?;
     per_visit_to_coordinators(&txn, tz, &missed, remind::VISIT_MISSED, now).await?;
+    scheduler::generate::flag_overdue_calls(&txn, now).await?;
     txn.commit().await?;
     Ok(missed.len() as u64)
 }
@@ -677,7 +812,7 @@ pub async fn surge_warnings(
             "season": season.year,
             "date": season.start.to_string(),
         });
-        for to in coordinators.of(&f.path) {
+        for to in coordinators.over(&f.path) {
             msgs.push(Msg {
                 to,
                 template: super::templates::SURGE_WARNING,
@@ -962,4 +1097,32 @@ async fn new_visits(
 
 fn lat_of(o: &Offer) -> f64 {
     o.family_at.map_or(f64::MAX, |p| p.lat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routine_matters_reach_the_nearest_tier_with_a_coordinator_only() {
+        let (city, county, town, village) = (
+            Uuid::from_u128(1),
+            Uuid::from_u128(2),
+            Uuid::from_u128(3),
+            Uuid::from_u128(4),
+        );
+        let c = Coordinators(vec![
+            (city, "/c/".into()),
+            (county, "/c/k/".into()),
+            (town, "/c/k/t/".into()),
+            (village, "/c/k/t/v/".into()),
+        ]);
+        assert_eq!(c.of("/c/k/t/v/"), vec![village]);
+        // A village without its own coordinator: its township; then the county, the city.
+        assert_eq!(c.of("/c/k/t/v2/"), vec![town]);
+        assert_eq!(c.of("/c/k/t2/v/"), vec![county]);
+        assert_eq!(c.of("/c/k2/"), vec![city]);
+        assert!(c.of("/elsewhere/").is_empty());
+        assert_eq!(c.over("/c/k/t/v2/"), vec![city, county, town]);
+    }
 }

@@ -8,7 +8,8 @@
 //!   `reminders.evening_before` (18:00) the day before the window opens;
 //!   [`HOURS_BEFORE`] `reminders.hours_before` (2) hours before the visit starts (see
 //!   [`visit_start`] for windows without a set time); [`NEW_VISITS`], a daily digest of new
-//!   visits they could take. Cancellations, releases, declines and move requests have
+//!   visits they could take; [`VISIT_MOVED`] when a visit they hold is moved (its
+//!   reminders are queued again for the new time). Cancellations, releases, declines and move requests have
 //!   their templates beside the code that causes them.
 //! - family: [`VISIT_COMING`] (surname and team of who comes, and when) at each claim;
 //!   [`FAMILY_DAY_BEFORE`] at `reminders.family_day_before` (10:00) the day before;
@@ -36,6 +37,8 @@ pub const CLAIM_CONFIRMED: &str = "claim_confirmed";
 pub const EVENING_BEFORE: &str = "visit_evening_before";
 pub const HOURS_BEFORE: &str = "visit_hours_before";
 pub const NEW_VISITS: &str = "new_visits_digest";
+/// A visit they hold was moved to another time (their reminders follow it).
+pub const VISIT_MOVED: &str = scheduler::events::TEMPLATE_VISIT_MOVED;
 // Family.
 pub const VISIT_COMING: &str = "visit_coming";
 pub const FAMILY_DAY_BEFORE: &str = "visit_day_before";
@@ -52,8 +55,9 @@ pub const WISHES_UNANSWERED: &str = "wishes_unanswered";
 pub const HELP_EMERGENCY: &str = "help_emergency";
 
 /// Every template of this module.
-pub const TEMPLATES: [&str; 16] = [
+pub const TEMPLATES: [&str; 17] = [
     CLAIM_CONFIRMED,
+    VISIT_MOVED,
     EVENING_BEFORE,
     HOURS_BEFORE,
     NEW_VISITS,
@@ -71,9 +75,12 @@ pub const TEMPLATES: [&str; 16] = [
     HELP_EMERGENCY,
 ];
 
-/// Messages about a visit someone holds: true only while they hold it and it is ahead.
-pub const HOLDER_REMINDERS: [&str; 3] = [CLAIM_CONFIRMED, EVENING_BEFORE, HOURS_BEFORE];
-/// Messages to the family about a coming visit: true only while the visit is ahead.
+/// Messages about a visit someone holds: true only while they hold it, it is ahead and
+/// still at the time they were queued for.
+pub const HOLDER_REMINDERS: [&str; 4] =
+    [CLAIM_CONFIRMED, EVENING_BEFORE, HOURS_BEFORE, VISIT_MOVED];
+/// Messages to the family about a coming visit: true only while the visit is ahead at the
+/// time they were queued for.
 pub const FAMILY_REMINDERS: [&str; 2] = [VISIT_COMING, FAMILY_DAY_BEFORE];
 
 /// A local time of day, written "18:00" in the configuration.

@@ -27,11 +27,18 @@ pub const DIGEST: &str = "digest";
 pub const FESTIVAL_GREETING: &str = "festival_greeting";
 pub const BIRTHDAY_GREETING: &str = "birthday_greeting";
 pub const EVENT_INVITATION: &str = "event_invitation";
+/// An event someone signed up for or was invited to: a new day or place, or cancelled.
+pub const EVENT_CHANGED: &str = "event_changed";
+pub const EVENT_CANCELLED: &str = "event_cancelled";
+/// Coordinators: a volunteer declined a visit assigned to them.
+pub const ASSIGNMENT_DECLINED: &str = "assignment_declined";
+/// Someone a coordinator asked to see a wish through.
+pub const WISH_ASSIGNED: &str = "wish_assigned";
 /// Coordinators: a township's volunteers will not cover the festival season.
 pub const SURGE_WARNING: &str = "surge_warning";
 
 /// The templates messages are queued with.
-pub const KNOWN: [&str; 26] = [
+pub const KNOWN: [&str; 31] = [
     TEMPLATE_VISIT_CANCELLED,
     TEMPLATE_CLAIM_RELEASED,
     TEMPLATE_VISIT_ASSIGNED,
@@ -42,6 +49,7 @@ pub const KNOWN: [&str; 26] = [
     remind::EVENING_BEFORE,
     remind::HOURS_BEFORE,
     remind::NEW_VISITS,
+    remind::VISIT_MOVED,
     remind::VISIT_COMING,
     remind::FAMILY_DAY_BEFORE,
     remind::PLEASE_CONFIRM,
@@ -58,6 +66,10 @@ pub const KNOWN: [&str; 26] = [
     FESTIVAL_GREETING,
     BIRTHDAY_GREETING,
     EVENT_INVITATION,
+    EVENT_CHANGED,
+    EVENT_CANCELLED,
+    ASSIGNMENT_DECLINED,
+    WISH_ASSIGNED,
     SURGE_WARNING,
 ];
 
@@ -192,6 +204,34 @@ fn render_usual(template: &str, payload: &Value, queued_on: NaiveDate) -> Messag
             "活动邀请",
             "详情请在小程序中查看",
             "诚邀参加",
+        ),
+        EVENT_CHANGED => (
+            "活动变更",
+            format!("您参加的活动时间或地点有变动，现定于{day}举行，详情请在暖心小程序中查看。"),
+            "活动变更",
+            "详情请在小程序中查看",
+            "有变动",
+        ),
+        EVENT_CANCELLED => (
+            "活动取消",
+            format!("原定于{day}举行的活动已取消，给您带来不便，敬请谅解。"),
+            "活动取消",
+            "详情请在小程序中查看",
+            "已取消",
+        ),
+        ASSIGNMENT_DECLINED => (
+            "走访安排被婉拒",
+            format!("志愿者婉拒了{day}的走访安排，请在小程序中查看新的建议或另行安排。"),
+            "走访安排变动",
+            "请在小程序中重新安排",
+            "待安排",
+        ),
+        WISH_ASSIGNED => (
+            "心愿请您跟进",
+            format!("协调员于{day}请您跟进一条家庭心愿，详情请在暖心小程序中查看。"),
+            "心愿跟进",
+            "详情请在小程序中查看",
+            "待跟进",
         ),
         SURGE_WARNING => (
             "节日走访人手预警",
@@ -427,6 +467,13 @@ fn reminder_text(template: &str, payload: &Value, day: &str) -> Option<Text> {
             "走访就要开始了，请按时前往",
             "待出发",
         ),
+        remind::VISIT_MOVED => (
+            "走访时间有变",
+            format!("您负责的走访改到了{when}，请按新的时间前往，之前的时间作废。"),
+            "走访改期通知",
+            "时间有调整，请按新时间前往",
+            "已改期",
+        ),
         remind::NEW_VISITS => {
             let nearest = payload
                 .get("km")
@@ -449,16 +496,30 @@ fn reminder_text(template: &str, payload: &Value, day: &str) -> Option<Text> {
                 "" => String::new(),
                 t => format!("（{t}）"),
             };
-            (
-                "有人来看望您",
-                format!(
-                    "志愿者{}{team}将于{when}上门看望您。如时间不方便，可以在小程序中改期。",
-                    s("volunteer")
-                ),
-                "上门看望提醒",
-                "志愿者将上门看望您",
-                "已安排",
-            )
+            // Sent again when a coordinator moves the visit: the new time replaces the old.
+            if payload.get("moved").and_then(Value::as_bool) == Some(true) {
+                (
+                    "看望时间有变",
+                    format!(
+                        "志愿者{}{team}改在{when}上门看望您，之前说的时间不算了。如时间不方便，可以在小程序中改期。",
+                        s("volunteer")
+                    ),
+                    "上门看望改期",
+                    "志愿者改了上门时间",
+                    "已改期",
+                )
+            } else {
+                (
+                    "有人来看望您",
+                    format!(
+                        "志愿者{}{team}将于{when}上门看望您。如时间不方便，可以在小程序中改期。",
+                        s("volunteer")
+                    ),
+                    "上门看望提醒",
+                    "志愿者将上门看望您",
+                    "已安排",
+                )
+            }
         }
         remind::FAMILY_DAY_BEFORE => (
             "明天有人来看望您",

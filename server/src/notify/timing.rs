@@ -53,6 +53,32 @@ pub fn quiet_until(at: DateTime<Utc>, tz: Tz, q: QuietHours) -> Option<DateTime<
     }
 }
 
+/// If `at` falls in any of these quiet hours, the moment none of them holds any more (a
+/// family's own hours can start where the association's end).
+pub fn quiet_until_all(at: DateTime<Utc>, tz: Tz, all: &[QuietHours]) -> Option<DateTime<Utc>> {
+    let mut until = None;
+    // Each step leaves one stretch; hours covering the whole day stop after a few.
+    for _ in 0..4 {
+        let from = until.unwrap_or(at);
+        match all.iter().filter_map(|q| quiet_until(from, tz, *q)).max() {
+            Some(end) => until = Some(end),
+            None => break,
+        }
+    }
+    until
+}
+
+/// A family's own quiet hours from `family.do_not_disturb` (`quiet_from`/`quiet_to`,
+/// "21:00"), when it set them.
+pub fn family_quiet(do_not_disturb: &serde_json::Value) -> Option<QuietHours> {
+    let at = |k: &str| parse_hm(do_not_disturb.get(k)?.as_str()?);
+    let q = QuietHours {
+        start: at("quiet_from")?,
+        end: at("quiet_to")?,
+    };
+    (q.start != q.end).then_some(q)
+}
+
 /// The local day `at` falls on, from midnight.
 pub fn day_start(at: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
     at_local(tz, at.with_timezone(&tz).date_naive(), NaiveTime::MIN)
@@ -70,16 +96,16 @@ pub fn digest_at(now: DateTime<Utc>, tz: Tz, q: QuietHours) -> DateTime<Utc> {
 
 /// Why a reminder meant for `due` is too late at `now`, if it is: more than `tolerance`
 /// after the moment it could first have gone (the end of quiet hours, for one due in
-/// them). A message without a tolerance is never too late (news stays news).
+/// any of them). A message without a tolerance is never too late (news stays news).
 pub fn too_late(
     due: DateTime<Utc>,
     now: DateTime<Utc>,
     tolerance: Option<Duration>,
     tz: Tz,
-    q: QuietHours,
+    quiet: &[QuietHours],
 ) -> Option<String> {
     let tolerance = tolerance?;
-    let could_go = quiet_until(due, tz, q).unwrap_or(due);
+    let could_go = quiet_until_all(due, tz, quiet).unwrap_or(due);
     let late = now - could_go;
     (late > tolerance).then(|| {
         format!(
@@ -241,10 +267,10 @@ mod tests {
         let hour = Some(Duration::hours(1));
         let due = local("2026-11-26 18:00");
         assert_eq!(
-            too_late(due, local("2026-11-26 18:59"), hour, TZ, night),
+            too_late(due, local("2026-11-26 18:59"), hour, TZ, &[night]),
             None
         );
-        let why = too_late(due, local("2026-11-26 19:30"), hour, TZ, night).unwrap();
+        let why = too_late(due, local("2026-11-26 19:30"), hour, TZ, &[night]).unwrap();
         assert!(
             why.contains("90 minutes") && why.contains("2026-11-26 18:00"),
             "{why}"
@@ -252,15 +278,51 @@ mod tests {
         // Due at night: it could first go at 08:00.
         let night_due = local("2026-11-26 22:00");
         assert_eq!(
-            too_late(night_due, local("2026-11-27 08:30"), hour, TZ, night),
+            too_late(night_due, local("2026-11-27 08:30"), hour, TZ, &[night]),
             None
         );
-        assert!(too_late(night_due, local("2026-11-27 09:30"), hour, TZ, night).is_some());
+        assert!(too_late(night_due, local("2026-11-27 09:30"), hour, TZ, &[night]).is_some());
         // News has no tolerance.
         assert_eq!(
-            too_late(due, local("2026-12-26 18:00"), None, TZ, night),
+            too_late(due, local("2026-12-26 18:00"), None, TZ, &[night]),
             None
         );
+    }
+
+    #[test]
+    fn a_familys_own_quiet_hours_add_to_the_associations() {
+        let night = q("21:00", "08:00");
+        let family = family_quiet(&serde_json::json!({"quiet_from": "20:30", "quiet_to": "09:30"}));
+        assert_eq!(family, Some(q("20:30", "09:30")));
+        let both = [night, family.unwrap()];
+        assert_eq!(
+            quiet_until_all(local("2026-11-26 20:45"), TZ, &both),
+            Some(local("2026-11-27 09:30"))
+        );
+        // Hours that begin where the others end are waited out too.
+        let morning = q("08:00", "10:00");
+        assert_eq!(
+            quiet_until_all(local("2026-11-26 23:00"), TZ, &[night, morning]),
+            Some(local("2026-11-27 10:00"))
+        );
+        assert_eq!(quiet_until_all(local("2026-11-27 10:00"), TZ, &both), None);
+        // A reminder due in the family's hours is not late for having waited for them.
+        let hour = Some(Duration::hours(1));
+        let due = local("2026-11-27 09:00");
+        assert_eq!(
+            too_late(due, local("2026-11-27 10:15"), hour, TZ, &both),
+            None
+        );
+        assert!(too_late(due, local("2026-11-27 10:15"), hour, TZ, &[night]).is_some());
+        for unset in [
+            serde_json::json!({}),
+            serde_json::json!({"quiet_from": "20:30"}),
+            serde_json::json!({"quiet_from": "8pm", "quiet_to": "09:30"}),
+            serde_json::json!({"quiet_from": "09:00", "quiet_to": "09:00"}),
+            serde_json::Value::Null,
+        ] {
+            assert_eq!(family_quiet(&unset), None, "{unset}");
+        }
     }
 
     fn day(s: &str) -> NaiveDate {

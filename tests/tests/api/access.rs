@@ -777,6 +777,17 @@ fn cases() -> Vec<Case> {
             call: |i, s| (format!("/api/events/{}", i.pick(&i.event, s)), None),
         },
         Case {
+            method: "PATCH",
+            spec_path: "/events/{id}",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/events/{}", i.pick(&i.event, s)),
+                    Some(json!({"title": "矩阵"})),
+                )
+            },
+        },
+        Case {
             method: "POST",
             spec_path: "/events/{id}/invitations",
             rule: m404,
@@ -1336,6 +1347,34 @@ fn cases() -> Vec<Case> {
                         i.pick(&i.assigned, s)
                     ),
                     Some(json!({})),
+                )
+            },
+        },
+        // Cancelling the events: after every other row about them.
+        Case {
+            method: "POST",
+            spec_path: "/events/{id}/cancel",
+            rule: m404,
+            call: |i, s| {
+                (
+                    format!("/api/events/{}/cancel", i.pick(&i.event, s)),
+                    Some(json!({"reason": "矩阵"})),
+                )
+            },
+        },
+        Case {
+            method: "POST",
+            spec_path: "/visits/{id}/reschedule",
+            rule: m404,
+            call: |i, s| {
+                // The visit of the release path (its claim released by then), kept ahead.
+                let visit = i.pick(&i.release, s).split('/').nth(3).unwrap();
+                let start = chrono::Utc::now() + chrono::Duration::days(15);
+                (
+                    format!("/api/visits/{visit}/reschedule"),
+                    Some(json!({"window_start": start,
+                                "window_end": start + chrono::Duration::days(1),
+                                "reason": "矩阵"})),
                 )
             },
         },

@@ -352,6 +352,13 @@ async fn a_decline_proposes_someone_else() {
         .ok();
     assert_eq!(declined["status"], "declined");
     assert!(active_claims(&app, visit).await.is_empty());
+    // The village's coordinator hears, and the county's who applied it; the city's not.
+    for phone in [people::YANGLIU, people::EAST_COUNTY] {
+        let to = app.user_id(phone).await;
+        assert_eq!(queued(&app, to, "assignment_declined").await, 1, "{phone}");
+    }
+    let city = app.user_id(people::CITY).await;
+    assert_eq!(queued(&app, city, "assignment_declined").await, 0);
     assert_eq!(app.visit_row(visit).await.status, "open");
     let list = proposals(&app, &coordinator, "proposed", &[visit]).await;
     assert_eq!(for_visit(&list, visit), vec![other.user_id.to_string()]);
@@ -593,4 +600,61 @@ async fn another_regions_coordinator_sees_and_changes_nothing() {
         .await
         .invalid("status");
     assert!(active_claims(&app, visit).await.is_empty());
+}
+
+/// The feed of this instance, which refreshes only when a test says so.
+async fn offered_in_feed(app: &TestApp, who: &TestVolunteer, visit: Uuid) -> bool {
+    let page = app
+        .get("/api/visits/feed?limit=50", Some(&who.token))
+        .await
+        .ok();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"] == visit.to_string())
+}
+
+#[tokio::test]
+async fn an_applied_visit_leaves_the_feed_at_once_and_a_declined_one_comes_back() {
+    let app = spawn_app_with(Options {
+        configure: Some(|c| {
+            c.assign.claim_hours = 0;
+            // No refresh in the test's time: only this instance's own changes show.
+            c.visits.feed_refresh_ms = 3_600_000;
+        }),
+        ..Default::default()
+    })
+    .await;
+    let coordinator = app.token_for(people::EAST_COUNTY).await;
+    let v = volunteer_at(&app, 0.0, &[Skill::Companionship]).await;
+    let visit = visit(&app, 1.0, 3).await;
+    app.state.feed.refresh(&app.state.db).await.unwrap();
+    assert!(offered_in_feed(&app, &v, visit).await);
+
+    run(&app, &coordinator).await;
+    let list = proposals(&app, &coordinator, "proposed", &[visit]).await;
+    assert_eq!(for_visit(&list, visit), vec![v.user_id.to_string()]);
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    app.post(
+        &format!("/api/assignments/proposals/{id}/apply"),
+        Some(&coordinator),
+        json!({}),
+    )
+    .await
+    .ok();
+    // Another volunteer's feed, and the holder's: gone without waiting for a refresh.
+    let other = volunteer_at(&app, 0.0, &[Skill::Companionship]).await;
+    assert!(!offered_in_feed(&app, &other, visit).await);
+    assert!(!offered_in_feed(&app, &v, visit).await);
+
+    // Declined: open again, and offered again at once.
+    app.post(
+        &format!("/api/assignments/proposals/{id}/decline"),
+        Some(&v.token),
+        json!({}),
+    )
+    .await
+    .ok();
+    assert!(offered_in_feed(&app, &other, visit).await);
 }

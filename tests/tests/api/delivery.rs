@@ -554,6 +554,62 @@ async fn quiet_hours_delay_messages_but_not_emergencies() {
     assert_eq!(sms_to(&app, &m.phone), 2);
 }
 
+#[tokio::test]
+async fn a_familys_own_quiet_hours_hold_its_messages_too_but_not_emergencies() {
+    let app = spawn_app_with(app_with(|c| {
+        c.notify.quiet_start = "21:00".into();
+        c.notify.quiet_end = "08:00".into();
+    }))
+    .await;
+    let m = member(&app, "杨柳村", true, "13911110016").await;
+    // The coordinator records the family's wish: nothing from 20:00 to 09:30.
+    let token = app.token_for(people::TAOYUAN).await;
+    app.patch(
+        &format!("/api/families/{}", m.family),
+        Some(&token),
+        json!({"preferences": {"quiet_from": "20:00", "quiet_to": "09:30"}}),
+    )
+    .await
+    .ok();
+    let (volunteer, openid) = volunteer_on_wechat(&app).await;
+
+    let evening = tomorrow_at(20, 15);
+    let to_family = queue(&app, m.user, "visit_cancelled", json!({}), evening).await;
+    let to_volunteer = queue(&app, volunteer, "visit_cancelled", json!({}), evening).await;
+    let stats = dispatch_at(&app, evening).await;
+    assert_eq!((stats.deferred, stats.wechat), (1, 1), "{stats:?}");
+    // The volunteer keeps the association's hours only; the family waits for its own end.
+    assert_eq!(row(&app, to_volunteer).await.status, "sent");
+    assert_eq!(app.wechat.sent_counts()[&(openid, TPL.to_string())], 1);
+    let r = row(&app, to_family).await;
+    assert_eq!(r.status, "pending");
+    let family_morning = tomorrow_at(9, 30) + Duration::days(1);
+    assert_eq!(r.next_attempt_at, family_morning);
+
+    // An emergency still goes at once.
+    let urgent = queue(
+        &app,
+        m.user,
+        "help_emergency",
+        json!({"emergency": true}),
+        evening,
+    )
+    .await;
+    assert_eq!(
+        dispatch_at(&app, evening + Duration::minutes(1)).await.sms,
+        1
+    );
+    assert_eq!(row(&app, urgent).await.channel.as_deref(), Some("sms"));
+
+    // 08:00 ends the association's hours, not the family's.
+    let eight = tomorrow_at(8, 0) + Duration::days(1);
+    assert_eq!(dispatch_at(&app, eight).await.taken, 0);
+    assert_eq!(sms_to(&app, &m.phone), 1);
+    assert_eq!(dispatch_at(&app, family_morning).await.sms, 1);
+    assert_eq!(row(&app, to_family).await.channel.as_deref(), Some("sms"));
+    assert_eq!(sms_to(&app, &m.phone), 2);
+}
+
 /// A volunteer on WeChat with plenty of grants.
 async fn volunteer_on_wechat(app: &TestApp) -> (Uuid, String) {
     let v = app

@@ -104,7 +104,13 @@ async fn a_collective_birthday_invites_the_families_of_the_month_and_fills_its_p
     assert_eq!(by_family(lunar.family)["lunar"], true);
     assert_eq!(by_family(solar.family)["birthdays"], json!(["2026-02-14"]));
 
-    let e = new_event(&app, &coordinator, "桃源镇", json!({})).await;
+    let e = new_event(
+        &app,
+        &coordinator,
+        "桃源镇",
+        json!({"description": "请带上身份证，有车接送"}),
+    )
+    .await;
     let id = e["id"].as_str().unwrap().to_string();
     let invited = app
         .post(
@@ -139,6 +145,8 @@ async fn a_collective_birthday_invites_the_families_of_the_month_and_fills_its_p
     // One place: the first to accept takes it; a decline frees it.
     let mine = app.get("/api/family/events", Some(&lunar.token)).await.ok();
     assert_eq!(mine["items"][0]["reply"], "invited");
+    // The family reads what the coordinator wrote about it (what to bring).
+    assert_eq!(mine["items"][0]["description"], "请带上身份证，有车接送");
     app.post(
         &format!("/api/family/events/{id}/reply"),
         Some(&lunar.token),
@@ -463,4 +471,173 @@ async fn bad_events_are_refused_by_field_and_other_regions_see_nothing() {
             .unwrap(),
         0
     );
+}
+
+/// How many messages of `template` were queued for `to`.
+async fn told(app: &TestApp, to: Uuid, template: &str) -> u64 {
+    notification::Entity::find()
+        .filter(notification::Column::RecipientId.eq(to))
+        .filter(notification::Column::Template.eq(template))
+        .count(&app.state.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_changed_or_cancelled_event_is_told_to_those_coming_and_keeps_its_places_honest() {
+    let app = spawn_app_with(plain()).await;
+    let coordinator = app.token_for(people::TAOYUAN).await;
+    let coming = app
+        .member_of_new_family("杨柳村", "钱秀英", "13711110001", None)
+        .await;
+    let maybe = app
+        .member_of_new_family("和平社区", "孙桂兰", "13711110002", None)
+        .await;
+    let declined = app
+        .member_of_new_family("杨柳村", "李淑珍", "13711110003", None)
+        .await;
+    let e = new_event(
+        &app,
+        &coordinator,
+        "桃源镇",
+        json!({"kind": "festival", "birthday_month": null, "title": "重阳联欢",
+               "capacity": 3, "volunteer_slots": 2}),
+    )
+    .await;
+    let id = e["id"].as_str().unwrap().to_string();
+    let starts: chrono::DateTime<Utc> = e["starts_at"].as_str().unwrap().parse().unwrap();
+    app.post(
+        &format!("/api/events/{id}/invitations"),
+        Some(&coordinator),
+        json!({"family_ids": [coming.family, maybe.family, declined.family]}),
+    )
+    .await
+    .ok();
+    for (who, accept) in [(&coming, true), (&maybe, true), (&declined, false)] {
+        app.post(
+            &format!("/api/family/events/{id}/reply"),
+            Some(&who.token),
+            json!({"accept": accept}),
+        )
+        .await
+        .ok();
+    }
+    let vs = app.volunteers(2, VolunteerSpec::at(31.31, 116.60)).await;
+    for v in &vs {
+        app.post(
+            &format!("/api/events/{id}/signup"),
+            Some(&v.token),
+            json!({}),
+        )
+        .await
+        .ok();
+    }
+
+    // Bad changes name their field and change nothing.
+    let url = format!("/api/events/{id}");
+    for (body, field) in [
+        (json!({"capacity": 1}), "capacity"),
+        (json!({"volunteer_slots": 1}), "volunteer_slots"),
+        (json!({"capacity": 0}), "capacity"),
+        (json!({"title": " "}), "title"),
+        (json!({"location": ""}), "location"),
+        (
+            json!({"starts_at": Utc::now() - Duration::days(1)}),
+            "starts_at",
+        ),
+        (json!({"ends_at": starts - Duration::hours(1)}), "ends_at"),
+        (
+            json!({"starts_at": starts + Duration::days(1)}),
+            "starts_at",
+        ),
+    ] {
+        app.patch(&url, Some(&coordinator), body)
+            .await
+            .invalid(field);
+    }
+    let same = app.get(&url, Some(&coordinator)).await.ok();
+    assert_eq!(same["capacity"], 3);
+    assert_eq!(same["volunteer_slots"], 2);
+    assert_eq!(same["starts_at"], e["starts_at"]);
+    assert_eq!(app.audit_count("change_event").await, 0);
+    // Another county's coordinator cannot change or cancel it.
+    let west = app.token_for(people::WEST_COUNTY).await;
+    app.patch(&url, Some(&west), json!({"title": "改"}))
+        .await
+        .error(404, "not_found");
+    app.post(
+        &format!("/api/events/{id}/cancel"),
+        Some(&west),
+        json!({"reason": "天气"}),
+    )
+    .await
+    .error(404, "not_found");
+
+    // A new title alone is told to nobody; a new day and place to everyone coming.
+    let renamed = app
+        .patch(
+            &url,
+            Some(&coordinator),
+            json!({"title": "重阳敬老联欢", "capacity": 2}),
+        )
+        .await
+        .ok();
+    assert_eq!(renamed["title"], "重阳敬老联欢");
+    assert_eq!(renamed["capacity"], 2);
+    assert_eq!(told(&app, coming.user, "event_changed").await, 0);
+    let later = starts + Duration::days(2);
+    let moved = app
+        .patch(
+            &url,
+            Some(&coordinator),
+            json!({"starts_at": later, "ends_at": later + Duration::hours(3),
+                   "location": "桃源镇敬老院"}),
+        )
+        .await
+        .ok();
+    assert_eq!(moved["location"], "桃源镇敬老院");
+    for to in [coming.user, maybe.user, vs[0].user_id, vs[1].user_id] {
+        assert_eq!(told(&app, to, "event_changed").await, 1, "{to}");
+    }
+    assert_eq!(told(&app, declined.user, "event_changed").await, 0);
+    assert_eq!(app.audit_count("change_event").await, 2);
+
+    // Cancelled, with a reason: those coming hear once; nothing changes afterwards.
+    app.post(
+        &format!("/api/events/{id}/cancel"),
+        Some(&coordinator),
+        json!({"reason": " "}),
+    )
+    .await
+    .invalid("reason");
+    let cancelled = app
+        .post(
+            &format!("/api/events/{id}/cancel"),
+            Some(&coordinator),
+            json!({"reason": "场地维修"}),
+        )
+        .await
+        .ok();
+    assert_eq!(cancelled["status"], "cancelled");
+    for to in [coming.user, maybe.user, vs[0].user_id, vs[1].user_id] {
+        assert_eq!(told(&app, to, "event_cancelled").await, 1, "{to}");
+    }
+    assert_eq!(told(&app, declined.user, "event_cancelled").await, 0);
+    assert_eq!(app.audit_count("cancel_event").await, 1);
+    app.post(
+        &format!("/api/events/{id}/cancel"),
+        Some(&coordinator),
+        json!({"reason": "场地维修"}),
+    )
+    .await
+    .error(409, "closed");
+    app.patch(&url, Some(&coordinator), json!({"title": "再改"}))
+        .await
+        .error(409, "closed");
+    let mine = app
+        .get("/api/family/events", Some(&coming.token))
+        .await
+        .ok();
+    assert_eq!(mine["items"][0]["event_status"], "cancelled");
+    assert_eq!(told(&app, coming.user, "event_cancelled").await, 1);
 }

@@ -397,6 +397,68 @@ async fn the_list_shows_a_change_at_once() {
 }
 
 #[tokio::test]
+async fn coordinators_of_two_regions_asking_the_same_page_each_get_their_own() {
+    let app = spawn_app().await;
+    let east = app.token_for(people::EAST_COUNTY).await;
+    let west = app.token_for(people::WEST_COUNTY).await;
+    let (east_village, west_village) = (app.region("杨柳村").await, app.region("丰收村").await);
+    for (token, village, no) in [
+        (&east, &east_village, "Q9-1"),
+        (&west, &west_village, "Q9-2"),
+    ] {
+        app.post("/api/families", Some(token), new_family(village, no))
+            .await
+            .ok();
+    }
+    let page = |token: &String| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let page = app
+                .get("/api/families?q=Q9-&per_page=100", Some(&token))
+                .await
+                .ok();
+            let nos: Vec<String> = page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["register_no"].as_str().unwrap().to_string())
+                .collect();
+            (nos, page)
+        }
+    };
+    // The same query, one right after the other: each sees their own county only, masked.
+    let (east_nos, east_page) = page(&east).await;
+    let (west_nos, _) = page(&west).await;
+    assert_eq!(east_nos, ["Q9-1"]);
+    assert_eq!(west_nos, ["Q9-2"]);
+    assert_eq!(east_page["total"], 1);
+    assert_eq!(east_page["items"][0]["phone"], "136****2222");
+    assert!(east_page["items"][0].get("counsel_notes").is_none());
+
+    // A write through this instance shows at once, to its own region only.
+    let created = app
+        .post(
+            "/api/families",
+            Some(&west),
+            new_family(&west_village, "Q9-3"),
+        )
+        .await
+        .ok();
+    assert_eq!(page(&west).await.0, ["Q9-2", "Q9-3"]);
+    assert_eq!(page(&east).await.0, ["Q9-1"]);
+    app.patch(
+        &format!("/api/families/{}", created["id"].as_str().unwrap()),
+        Some(&west),
+        json!({"register_no": "R9-3"}),
+    )
+    .await
+    .ok();
+    let (west_nos, west_page) = page(&west).await;
+    assert_eq!(west_nos, ["Q9-2"]);
+    assert_eq!(west_page["total"], 1);
+}
+
+#[tokio::test]
 async fn preferences_consent_and_members_can_be_changed() {
     let app = spawn_app().await;
     let token = app.token_for(people::TAOYUAN).await;

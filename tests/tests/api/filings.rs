@@ -42,7 +42,7 @@ impl Tally {
     }
 }
 
-async fn event_at(app: &TestApp, village: &str, starts: chrono::DateTime<Utc>) {
+async fn event_at(app: &TestApp, village: &str, starts: chrono::DateTime<Utc>) -> Uuid {
     let region: Uuid = app.region(village).await.parse().unwrap();
     event::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -64,14 +64,15 @@ async fn event_at(app: &TestApp, village: &str, starts: chrono::DateTime<Utc>) {
     }
     .insert(&app.state.db)
     .await
-    .unwrap();
+    .unwrap()
+    .id
 }
 
 #[tokio::test]
 async fn every_figure_of_the_report_comes_from_the_records_beneath_it() {
     let app = spawn_app().await;
     // One visit each: a volunteer cannot hold two visits at the same time.
-    let vols = app.volunteers(5, VolunteerSpec::at(HOME.0, HOME.1)).await;
+    let vols = app.volunteers(6, VolunteerSpec::at(HOME.0, HOME.1)).await;
     let (a, b, c, d, e) = (&vols[0], &vols[1], &vols[2], &vols[3], &vols[4]);
     let f1 = app
         .family_at("杨柳村", FamilyCategory::Bereaved, "孙长海", Some(HOME))
@@ -121,6 +122,11 @@ async fn every_figure_of_the_report_comes_from_the_records_beneath_it() {
         json!({"services": ["condolence"], "cash_yuan": 1000}),
     )
     .await;
+    // A cadre's call passing a message on, made and reported: not a visit of the family's
+    // care, so in no figure of the report.
+    let call = app.visit_today(f2, entity::visit_task::MESSAGE_CALL).await;
+    app.do_visit(&vols[5].token, call, json!({"services": ["companionship"]}))
+        .await;
     // Claimed but not done: not in the report.
     let open = app.visit_today(f2, "checkin").await;
     app.claim(&e.token, open).await;
@@ -177,6 +183,17 @@ async fn every_figure_of_the_report_comes_from_the_records_beneath_it() {
     event_at(&app, "杨柳村", Utc::now() - Duration::days(1)).await;
     event_at(&app, "杨柳村", Utc::now() + Duration::days(7)).await;
     event_at(&app, "丰收村", Utc::now() - Duration::days(1)).await;
+    // One called off before its day: not held.
+    let off = event_at(&app, "杨柳村", Utc::now() - Duration::days(2)).await;
+    event::Entity::update_many()
+        .col_expr(
+            event::Column::Status,
+            sea_orm::sea_query::Expr::value(event::CANCELLED),
+        )
+        .filter(event::Column::Id.eq(off))
+        .exec(db)
+        .await
+        .unwrap();
 
     let from = today() - Duration::days(3);
     let to = today() + Duration::days(10);

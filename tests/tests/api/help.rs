@@ -296,9 +296,11 @@ async fn a_request_left_by_a_dead_process_is_sent_and_escalated_by_the_sweep() {
         .unwrap();
     assert_eq!(app.sms_count(people::YANGLIU), 0);
 
+    // The instance's own watch sweeps too, at its start; whichever sweep comes first does
+    // the work, once.
     let (sent, escalated) = emergency::sweep(&app.state, Utc::now()).await.unwrap();
-    assert_eq!((sent.sms, escalated), (1, 1), "{sent:?}");
-    assert_eq!(app.sms_count(people::YANGLIU), 1);
+    assert!(sent.sms <= 1 && escalated <= 1, "{sent:?} {escalated}");
+    assert!(eventually(3.0, || app.sms_count(people::YANGLIU) == 1).await);
     assert!(eventually(3.0, || app.sms_count(people::TAOYUAN) == 1).await);
     assert_eq!(request(&app, &h.id.to_string()).await.escalation_level, 1);
     // A second sweep right after has nothing left to do.

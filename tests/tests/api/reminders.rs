@@ -275,6 +275,12 @@ async fn the_coordinators_of_the_familys_region_hear_of_unclaimed_visits_once_a_
     // Not yet within the three days.
     app.visit(VisitSpec::new(family, local(&app, 10, 0, 0), 24))
         .await;
+    // A village with no coordinator of its own: its township's hears.
+    let plain = app
+        .family_at("和平社区", FamilyCategory::Bereaved, "孙桂兰", Some(HOME))
+        .await;
+    app.visit(VisitSpec::new(plain, local(&app, 2, 0, 0), 24))
+        .await;
 
     let c = &app.state.config.reminders;
     let tz = app.state.tz;
@@ -283,21 +289,28 @@ async fn the_coordinators_of_the_familys_region_hear_of_unclaimed_visits_once_a_
     assert!(first.digests >= 1);
     assert_eq!(again, first, "the same day's run computes the same");
 
+    // The nearest coordinator over each family hears, of that family's visit only; the
+    // county and the city, above them, do not hear of every village.
+    let yangliu = app.user_id(people::YANGLIU).await;
     let taoyuan = app.user_id(people::TAOYUAN).await;
     let east = app.user_id(people::EAST_COUNTY).await;
+    let city = app.user_id(people::CITY).await;
     let west = app.user_id(people::WEST_COUNTY).await;
-    for coordinator in [taoyuan, east] {
+    for coordinator in [yangliu, taoyuan] {
         let rows = outbox(&app, coordinator).await;
         let unclaimed = of(&rows, remind::VISITS_UNCLAIMED);
         assert_eq!(unclaimed.len(), 1, "one a day, however often the job runs");
         assert_eq!(unclaimed[0].payload["count"], 1);
     }
+    for above in [east, city] {
+        assert!(of(&outbox(&app, above).await, remind::VISITS_UNCLAIMED).is_empty());
+    }
     assert!(outbox(&app, west).await.is_empty(), "another county's");
 
-    // The volunteer near the family hears of the new visits once; the far one not.
+    // The volunteer near the families hears of the new visits once; the far one not.
     let digest = outbox(&app, v.user_id).await;
     assert_eq!(of(&digest, remind::NEW_VISITS).len(), 1);
-    assert_eq!(digest[0].payload["count"], 2);
+    assert_eq!(digest[0].payload["count"], 3);
     assert!(outbox(&app, far.user_id).await.is_empty());
 
     run_batch(&app.state, Utc::now()).await.unwrap();
@@ -314,6 +327,8 @@ async fn missed_visits_low_ratings_and_risk_signs_reach_the_coordinators_once() 
     let tz = app.state.tz;
     let (family, mother, mother_token) = family(&app).await;
     let v = app.volunteer(VolunteerSpec::at(HOME.0, HOME.1)).await;
+    // 杨柳村 has a coordinator of its own: they hear, not the township's above them.
+    let yangliu = app.user_id(people::YANGLIU).await;
     let taoyuan = app.user_id(people::TAOYUAN).await;
     let west = app.user_id(people::WEST_COUNTY).await;
 
@@ -355,16 +370,17 @@ async fn missed_visits_low_ratings_and_risk_signs_reach_the_coordinators_once() 
     assert_eq!(produce::mark_missed(db, tz, Utc::now()).await.unwrap(), 1);
     assert_eq!(produce::mark_missed(db, tz, Utc::now()).await.unwrap(), 0);
 
-    let rows = outbox(&app, taoyuan).await;
+    let rows = outbox(&app, yangliu).await;
     assert_eq!(of(&rows, remind::RISK_SIGNS).len(), 1);
     assert_eq!(of(&rows, remind::LOW_RATING)[0].payload["rating"], 1);
     let missed = of(&rows, remind::VISIT_MISSED);
     assert_eq!(missed.len(), 1);
     assert_eq!(missed[0].payload["task_id"], json!(gone));
     assert!(outbox(&app, west).await.is_empty());
+    assert!(outbox(&app, taoyuan).await.is_empty());
 
     run_batch(&app.state, Utc::now()).await.unwrap();
-    let items = inbox(&app, &app.token_for(people::TAOYUAN).await).await;
+    let items = inbox(&app, &app.token_for(people::YANGLIU).await).await;
     let mut seen = titles(&items);
     seen.sort();
     assert_eq!(seen, ["家庭评价偏低", "走访发现需关注的情况", "走访未完成"]);
@@ -422,4 +438,226 @@ async fn a_help_request_is_acknowledged_and_alerts_the_coordinators_as_an_emerge
     assert_eq!(alert[0].template, remind::HELP_EMERGENCY);
     assert_eq!(alert[0].payload["emergency"], true);
     assert!(!alert[0].payload.to_string().contains("摔倒"));
+}
+
+#[tokio::test]
+async fn a_visit_the_coordinator_moves_tells_its_holder_and_its_reminders_follow() {
+    let app = spawn_app_with(no_families()).await;
+    let (family, mother, mother_token) = family(&app).await;
+    let v = volunteer_in_team(&app).await;
+    let id = app
+        .visit(VisitSpec::new(family, local(&app, 3, 14, 30), 2))
+        .await;
+    app.post(
+        &format!("/api/visits/{id}/claims"),
+        Some(&v.token),
+        json!({}),
+    )
+    .await
+    .ok();
+    run_batch(&app.state, Utc::now()).await.unwrap();
+
+    // The family asks for another day; the coordinator moves the visit to it.
+    app.post(
+        &format!("/api/family/visits/{id}/move"),
+        Some(&mother_token),
+        json!({"reason": "那天要去医院", "preferred_dates": [app.state.today() + Duration::days(5)]}),
+    )
+    .await
+    .ok();
+    let token = app.token_for(people::TAOYUAN).await;
+    let (start, end) = (local(&app, 5, 10, 0), local(&app, 5, 12, 0));
+    let moved = app
+        .post(
+            &format!("/api/visits/{id}/reschedule"),
+            Some(&token),
+            json!({"window_start": start, "window_end": end, "reason": "按家庭的意愿改期"}),
+        )
+        .await
+        .ok();
+    assert_eq!(moved["status"], "claimed");
+    let task = entity::visit_task::Entity::find_by_id(id)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((task.window_start, task.window_end), (start, end));
+    assert!(!task.needs_attention, "the family's request is dealt with");
+
+    // The volunteer hears of the new time at once; the old reminders are gone and new
+    // ones wait for the new time.
+    let mine = outbox(&app, v.user_id).await;
+    let pending = |t: &str| -> Vec<DateTime<Utc>> {
+        of(&mine, t)
+            .iter()
+            .filter(|r| r.status == notification::PENDING)
+            .map(|r| r.next_attempt_at)
+            .collect()
+    };
+    assert_eq!(pending(remind::EVENING_BEFORE), [local(&app, 4, 18, 0)]);
+    assert_eq!(pending(remind::HOURS_BEFORE), [local(&app, 5, 8, 0)]);
+    assert_eq!(of(&mine, remind::VISIT_MOVED).len(), 1);
+    let theirs = outbox(&app, mother).await;
+    let day_before: Vec<_> = of(&theirs, remind::FAMILY_DAY_BEFORE)
+        .into_iter()
+        .filter(|r| r.status == notification::PENDING)
+        .collect();
+    assert_eq!(day_before.len(), 1);
+    assert_eq!(day_before[0].next_attempt_at, local(&app, 4, 10, 0));
+
+    run_batch(&app.state, Utc::now()).await.unwrap();
+    let v_inbox = inbox(&app, &v.token).await;
+    assert_eq!(
+        titles(&v_inbox),
+        ["走访时间有变", "家庭希望改期", "认领成功"]
+    );
+    let body = v_inbox[0]["body"].as_str().unwrap();
+    let day = start
+        .with_timezone(&app.state.tz)
+        .format("%-m月%-d日")
+        .to_string();
+    assert!(body.contains(&day) && body.contains("10:00"), "{body}");
+    says_nothing_sensitive(&v_inbox);
+    // The family hears the new time, with who is coming.
+    let f_inbox = inbox(&app, &mother_token).await;
+    assert_eq!(f_inbox[0]["title"], "看望时间有变");
+    let told = f_inbox[0]["body"].as_str().unwrap();
+    assert!(
+        told.contains(&day) && told.contains("10:00") && told.contains("志愿者"),
+        "{told}"
+    );
+    says_nothing_sensitive(&f_inbox);
+
+    // The old window's moments pass quietly; the new ones remind.
+    for at in [local(&app, 2, 18, 1), local(&app, 3, 12, 31)] {
+        assert_eq!(run_batch(&app.state, at).await.unwrap().taken, 0);
+    }
+    assert_eq!(inbox(&app, &v.token).await.len(), 3);
+    run_batch(&app.state, local(&app, 4, 18, 1)).await.unwrap();
+    run_batch(&app.state, local(&app, 5, 8, 1)).await.unwrap();
+    assert_eq!(
+        titles(&inbox(&app, &v.token).await),
+        [
+            "走访就要开始了",
+            "明天有走访",
+            "走访时间有变",
+            "家庭希望改期",
+            "认领成功"
+        ]
+    );
+    // The family may ask about the new time again, once.
+    let again = format!("/api/family/visits/{id}/move");
+    app.post(
+        &again,
+        Some(&mother_token),
+        json!({"reason": "还是不方便", "preferred_dates": [app.state.today() + Duration::days(6)]}),
+    )
+    .await
+    .ok();
+    app.post(
+        &again,
+        Some(&mother_token),
+        json!({"reason": "还是不方便", "preferred_dates": [app.state.today() + Duration::days(6)]}),
+    )
+    .await
+    .error(409, "already_requested");
+}
+
+#[tokio::test]
+async fn a_reminder_for_a_window_the_visit_left_is_dropped_when_its_time_comes() {
+    let app = spawn_app_with(no_families()).await;
+    let (family, _, _) = family(&app).await;
+    let v = volunteer_in_team(&app).await;
+    let id = app
+        .visit(VisitSpec::new(family, local(&app, 3, 14, 30), 2))
+        .await;
+    app.post(
+        &format!("/api/visits/{id}/claims"),
+        Some(&v.token),
+        json!({}),
+    )
+    .await
+    .ok();
+    // Moved a day by a way that queued nothing (a direct correction of the row).
+    let db = &app.state.db;
+    let mut task = entity::visit_task::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_active_model();
+    task.window_start = Set(local(&app, 4, 14, 30));
+    task.window_end = Set(local(&app, 4, 16, 30));
+    task.update(db).await.unwrap();
+
+    // Nothing queued for the old window reaches anyone: the volunteer's confirmation and
+    // evening reminder, the family's word of who is coming and its day-before reminder.
+    let stats = run_batch(&app.state, local(&app, 2, 18, 1)).await.unwrap();
+    assert_eq!((stats.taken, stats.dropped), (4, 4), "{stats:?}");
+    let evening = &of(&outbox(&app, v.user_id).await, remind::EVENING_BEFORE)[0].clone();
+    assert_eq!(evening.status, notification::DROPPED);
+    assert!(
+        evening.last_error.as_deref().unwrap().contains("moved"),
+        "{:?}",
+        evening.last_error
+    );
+}
+
+#[tokio::test]
+async fn moving_a_visit_needs_a_sensible_window_a_reason_and_a_visit_ahead() {
+    let app = spawn_app_with(no_families()).await;
+    let (family, _, _) = family(&app).await;
+    let id = app
+        .visit(VisitSpec::new(family, local(&app, 3, 14, 30), 2))
+        .await;
+    let token = app.token_for(people::TAOYUAN).await;
+    let path = format!("/api/visits/{id}/reschedule");
+    let (start, end) = (local(&app, 5, 10, 0), local(&app, 5, 12, 0));
+    let good = json!({"window_start": start, "window_end": end, "reason": "改期"});
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "reason",
+            json!({"window_start": start, "window_end": end, "reason": " "}),
+        ),
+        (
+            "window_end",
+            json!({"window_start": end, "window_end": start, "reason": "改期"}),
+        ),
+        (
+            "window_end",
+            json!({"window_start": start, "window_end": start + Duration::days(93), "reason": "改期"}),
+        ),
+        (
+            "window_end",
+            json!({"window_start": Utc::now() - Duration::days(2), "window_end": Utc::now() - Duration::days(1), "reason": "改期"}),
+        ),
+    ];
+    for (field, body) in cases {
+        app.post(&path, Some(&token), body).await.invalid(field);
+    }
+    app.post(
+        &path,
+        Some(&token),
+        json!({"window_start": "soon", "window_end": end, "reason": "改期"}),
+    )
+    .await
+    .invalid("window_start");
+    app.post("/api/visits/nope/reschedule", Some(&token), good.clone())
+        .await
+        .invalid("id");
+    // Nothing moved.
+    let task = entity::visit_task::Entity::find_by_id(id)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(task.window_start, local(&app, 3, 14, 30));
+
+    // A visit no longer ahead cannot be moved.
+    let mut row = task.into_active_model();
+    row.status = Set("cancelled".into());
+    row.update(&app.state.db).await.unwrap();
+    app.post(&path, Some(&token), good)
+        .await
+        .error(409, "visit_not_open");
 }

@@ -248,3 +248,128 @@ async fn a_move_and_a_closed_case_release_the_holders() {
             .all(|t| t.status_reason.as_deref() == Some("家庭已销册"))
     );
 }
+
+#[tokio::test]
+async fn a_paused_family_cancels_its_cadres_visits_and_the_cadre_is_told() {
+    let app = spawn_app().await;
+    let token = app.token_for(people::EAST_COUNTY).await;
+    let village = app.region("杨柳村").await;
+    let created = app
+        .post("/api/families", Some(&token), family(&village, in_days(20)))
+        .await
+        .ok();
+    let id = created["id"].as_str().unwrap().to_string();
+    let cadre = app.user_id(people::TAOYUAN_CADRE).await;
+    app.post(
+        "/api/pairings",
+        Some(&token),
+        json!({"family_id": id, "cadre_id": cadre}),
+    )
+    .await
+    .ok();
+    let theirs: Vec<Uuid> = live(&tasks(&app, &id).await)
+        .into_iter()
+        .filter(|t| t.assigned_cadre_id == Some(cadre))
+        .map(|t| t.id)
+        .collect();
+    assert!(!theirs.is_empty(), "the cadre's calls and visits");
+    assert!(messages_to(&app, cadre).await.is_empty());
+
+    app.patch(
+        &format!("/api/families/{id}"),
+        Some(&token),
+        json!({"status": "paused"}),
+    )
+    .await
+    .ok();
+    let told = messages_to(&app, cadre).await;
+    let mut about: Vec<Uuid> = told
+        .iter()
+        .map(|m| {
+            assert_eq!(m.template, "visit_cancelled");
+            m.payload["task_id"].as_str().unwrap().parse().unwrap()
+        })
+        .collect();
+    about.sort();
+    let mut expected = theirs.clone();
+    expected.sort();
+    assert_eq!(about, expected, "one message for each visit the cadre had");
+    // Planning the family again tells nothing twice.
+    app.patch(
+        &format!("/api/families/{id}"),
+        Some(&token),
+        json!({"status": "paused", "care_level": 3}),
+    )
+    .await
+    .ok();
+    assert_eq!(messages_to(&app, cadre).await.len(), told.len());
+}
+
+#[tokio::test]
+async fn a_time_the_coordinator_set_by_hand_stays_when_the_family_is_planned_again() {
+    let app = spawn_app().await;
+    let token = app.token_for(people::EAST_COUNTY).await;
+    let village = app.region("杨柳村").await;
+    let created = app
+        .post("/api/families", Some(&token), family(&village, in_days(20)))
+        .await
+        .ok();
+    let id = created["id"].as_str().unwrap().to_string();
+    let father = created["members"][0]["id"].as_str().unwrap().to_string();
+    let mother = created["members"][1]["id"].as_str().unwrap().to_string();
+    let birthday = format!("birthday:{father}:");
+    let visit = tasks(&app, &id)
+        .await
+        .into_iter()
+        .find(|t| t.unique_key.contains(&birthday))
+        .expect("the father's birthday visit");
+
+    // The family asked for two days later; the coordinator moved it.
+    let start = visit.window_start + chrono::Duration::days(2);
+    let end = start + chrono::Duration::hours(3);
+    app.post(
+        &format!("/api/visits/{}/reschedule", visit.id),
+        Some(&token),
+        json!({"window_start": start, "window_end": end, "reason": "家里那天有事"}),
+    )
+    .await
+    .ok();
+
+    // A change to the mother's record plans the whole family again.
+    app.patch(
+        &format!("/api/families/{id}/members/{mother}"),
+        Some(&token),
+        json!({"birth_month": 2, "birth_day": 2}),
+    )
+    .await
+    .ok();
+    let after = tasks(&app, &id).await;
+    let kept = after.iter().find(|t| t.id == visit.id).unwrap();
+    assert_eq!(kept.status, "open");
+    assert_eq!((kept.window_start, kept.window_end), (start, end));
+    assert_eq!(
+        live(&after)
+            .iter()
+            .filter(|t| t.unique_key.contains(&birthday))
+            .count(),
+        1,
+        "no second birthday visit at the plan's own time"
+    );
+
+    // Held by a volunteer, it is not flagged as moved by the plan either.
+    claim(&app, kept).await;
+    app.patch(
+        &format!("/api/families/{id}/members/{mother}"),
+        Some(&token),
+        json!({"birth_month": 3, "birth_day": 3}),
+    )
+    .await
+    .ok();
+    let held = tasks(&app, &id)
+        .await
+        .into_iter()
+        .find(|t| t.id == visit.id)
+        .unwrap();
+    assert_eq!((held.window_start, held.window_end), (start, end));
+    assert!(!held.needs_attention, "{:?}", held.status_reason);
+}

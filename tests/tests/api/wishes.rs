@@ -237,6 +237,22 @@ async fn a_wish_is_assigned_closed_and_time_to_first_answer_is_a_median() {
         .ok();
     assert_eq!(assigned["status"], "in_progress");
     assert!(assigned["assignee"].as_str().unwrap().ends_with('*'));
+    // The volunteer is told, once, even when assigned again.
+    app.post(
+        &format!("/api/wishes/{id}/assign"),
+        Some(&coordinator),
+        json!({"user_id": v.user_id}),
+    )
+    .await
+    .ok();
+    let told: Vec<notification::Model> = notification::Entity::find()
+        .filter(notification::Column::RecipientId.eq(v.user_id))
+        .filter(notification::Column::Template.eq("wish_assigned"))
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].payload["wish_id"], id.to_string());
     let west_coordinator = app.user_id(people::WEST_COUNTY).await;
     app.post(
         &format!("/api/wishes/{id}/assign"),
