@@ -552,6 +552,40 @@ test('someone new registers as a volunteer on the phone and waits for approval',
   await page.context().close();
 });
 
+test('a volunteer says which days they can visit and asks for leave', async () => {
+  const phone = '13900000002'; // not the volunteer of the other tests: their proposals stay as they were
+  const page = await volunteerPage();
+  await loginAsDemo(page, phone, '40-login-for-time');
+  await page.goto(sys.base + '/app/#/v/hours');
+  await page.locator('#my-time').click();
+  await page.getByRole('heading', { name: '我的时间' }).waitFor();
+  await page.locator('[data-day="7"]').click();
+  await page.locator('[data-day="6"]').click();
+  await page.fill('#capacity', '2');
+  await page.getByRole('button', { name: '保存' }).click();
+  await page.getByText('已保存').waitFor();
+  const token = await devToken(sys.base, phone);
+  const saved = await api(sys.base, 'GET', '/api/me/availability', token);
+  assert.deepEqual(saved.weekdays, [1, 2, 3, 4, 5]);
+  assert.equal(saved.weekly_capacity, 2);
+
+  // Leave that ends before it starts is refused beside the field, in the form's words.
+  const day = 24 * 3600e3;
+  const local = (n) => new Date(Date.now() + 8 * 3600e3 + n * day).toISOString().slice(0, 10);
+  await page.fill('#leave-from', local(5));
+  await page.fill('#leave-to', local(3));
+  await page.getByRole('button', { name: '请假' }).click();
+  const beside = page.locator('[data-field=end_date] .field-error');
+  await beside.filter({ hasText: /./ }).waitFor();
+  assert.match(await beside.innerText(), /结束日期/);
+  await shot(page, '41-leave-invalid');
+  await page.fill('#leave-to', local(6));
+  await page.getByRole('button', { name: '请假' }).click();
+  await page.locator('#leave-done').waitFor();
+  await shot(page, '42-leave-done');
+  await page.context().close();
+});
+
 test('the mini-program shares the H5 pages\' API client', async () => {
   const { readFileSync } = await import('node:fs');
   const root = new URL('../../miniapp-stub/', import.meta.url);

@@ -20,6 +20,7 @@ const routes = [
   [/^#\/v\/mine$/, volunteer.mine, VOLUNTEER_TABS],
   [/^#\/v\/events$/, volunteer.events, VOLUNTEER_TABS],
   [/^#\/v\/hours$/, volunteer.hours, VOLUNTEER_TABS],
+  [/^#\/v\/time$/, volunteer.availability, VOLUNTEER_TABS],
   [/^#\/v\/inbox$/, inbox.page, VOLUNTEER_TABS],
   [/^#\/c\/workload$/, coordinator.workload, COORDINATOR_TABS],
   [/^#\/c\/proposals$/, coordinator.proposals, COORDINATOR_TABS],

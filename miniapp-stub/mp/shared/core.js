@@ -57,7 +57,8 @@ export function fieldMessage(err, labels) {
     // "content 不能为空" → "心愿内容不能为空"; a message without the name gets it in front.
     const named = new RegExp('\\b' + field.replace(/\W/g, '') + '(?:\\[(\\d+)\\])?(?!\\w)\\s*', 'g');
     const replaced = text.replace(named, (_, i) => label + (i ? '第 ' + (Number(i) + 1) + ' 条' : ''));
-    text = replaced === text ? label + '：' + text : replaced;
+    if (replaced !== text) text = replaced;
+    else if (!text.includes(label)) text = label + '：' + text;
   }
   return { field, text };
 }
@@ -163,6 +164,10 @@ export function createApi({ transport, tokens, onLoggedOut }) {
     checkout: (id) => post('/visits/' + id + '/checkout'),
     report: (id, body) => post('/visits/' + id + '/report', body),
     hours: () => call('GET', '/me/hours'),
+    // When I can visit (weekdays 1–7, visits a week) and leave: proposals keep to them.
+    availability: () => call('GET', '/me/availability'),
+    setAvailability: (body) => call('PUT', '/me/availability', body),
+    declareLeave: (body) => post('/me/leave', body),
     // The WeChat templates the server sends with (load them before the tap that asks),
     // and the ones the person accepted in wx.requestSubscribeMessage (one message each).
     subscriptions: () => call('GET', '/me/subscriptions'),
@@ -322,6 +327,16 @@ export const REGISTRATION_FIELDS = {
 };
 
 /** The labels of the report form's fields, to name the one the API refused. */
+export const AVAILABILITY_FIELDS = {
+  weekdays: '可走访的日子',
+  weekly_capacity: '每周最多走访',
+  start_date: '开始日期',
+  end_date: '结束日期',
+  reason: '事由',
+};
+
+export const WEEKDAY_NAMES = ['周一', '周二', '周三', '周四', '周五', '周六', '周日'];
+
 export const REPORT_FIELDS = {
   services: '服务内容',
   other_service: '其他服务',

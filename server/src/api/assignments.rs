@@ -30,6 +30,7 @@ use uuid::Uuid;
 use super::{
     Page, Paging, Tag, in_scope,
     visits::{feed_catches_up, feed_sees, path_id},
+    volunteers,
 };
 use crate::{
     app::AppState,
@@ -180,6 +181,42 @@ impl Validate for LeaveRequest {
             return Err(ApiError::field("end_date", "请假最长一年"));
         }
         opt_text("reason", self.reason.as_deref(), 200)
+    }
+}
+
+/// When a volunteer can visit, as they say it themselves.
+#[derive(Object, Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct AvailabilityChange {
+    /// The weekdays they can visit on, 1 (Monday) to 7 (Sunday).
+    pub weekdays: Option<Vec<u8>>,
+    /// Visits a week at most (0: none for now).
+    pub weekly_capacity: Option<i32>,
+}
+
+impl Validate for AvailabilityChange {
+    fn validate(&self) -> ApiResult<()> {
+        if let Some(days) = &self.weekdays {
+            volunteers::check_weekdays(days)?;
+        }
+        if let Some(c) = self.weekly_capacity {
+            volunteers::check_capacity(c)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Object, Debug)]
+pub struct AvailabilityView {
+    /// 1 (Monday) to 7; every day when never set.
+    pub weekdays: Vec<u8>,
+    pub weekly_capacity: i32,
+}
+
+fn availability_view(v: &volunteer::Model) -> AvailabilityView {
+    AvailabilityView {
+        weekdays: volunteers::weekdays_of(v).unwrap_or_else(|| (1..=7).collect()),
+        weekly_capacity: v.weekly_capacity,
     }
 }
 
@@ -745,6 +782,49 @@ impl Api {
         Ok(Json(views(&state.db, vec![p]).await?.remove(0)))
     }
 
+    /// The weekdays I can visit on and how many visits a week.
+    #[oai(path = "/me/availability", method = "get")]
+    async fn my_availability(&self, auth: Auth) -> ApiResult<Json<AvailabilityView>> {
+        let v = own_volunteer(&self.0, auth.0.user_id).await?;
+        Ok(Json(availability_view(&v)))
+    }
+
+    /// Say when I can visit: proposals keep to these weekdays and this many visits a
+    /// week from the next run. Visits I already hold stay mine.
+    #[oai(path = "/me/availability", method = "put")]
+    async fn set_my_availability(
+        &self,
+        auth: Auth,
+        body: Input<AvailabilityChange>,
+    ) -> ApiResult<Json<AvailabilityView>> {
+        let state = &self.0;
+        let user = auth.0.user_id;
+        let b = body.0;
+        let v = own_volunteer(state, user).await?;
+        let mut row: volunteer::ActiveModel = v.into();
+        if let Some(days) = &b.weekdays {
+            row.availability = Set(volunteers::availability(days));
+        }
+        if let Some(c) = b.weekly_capacity {
+            row.weekly_capacity = Set(c);
+        }
+        row.updated_at = Set(Utc::now());
+        let txn = state.db.begin().await?;
+        let v = row.update(&txn).await?;
+        audit::record(
+            &txn,
+            Some(user),
+            "update_availability",
+            "volunteer",
+            Some(v.id),
+            json!({"weekdays": b.weekdays, "weekly_capacity": b.weekly_capacity}),
+        )
+        .await?;
+        txn.commit().await?;
+        state.feed_takers.remove(&user.to_string());
+        Ok(Json(availability_view(&v)))
+    }
+
     /// Declare leave: no visits are proposed to me on those days, and the visits I hold on
     /// them are given back and proposed to others.
     #[oai(path = "/me/leave", method = "post")]
@@ -752,11 +832,7 @@ impl Api {
         let state = &self.0;
         let user = auth.0.user_id;
         let b = body.0;
-        let v = volunteer::Entity::find()
-            .filter(volunteer::Column::UserId.eq(user))
-            .one(&state.db)
-            .await?
-            .ok_or_else(|| ApiError::Forbidden("仅限志愿者".into()))?;
+        let v = own_volunteer(state, user).await?;
         if b.end_date < state.today() {
             return Err(ApiError::field("end_date", "结束日期已过"));
         }
@@ -804,6 +880,15 @@ impl Api {
             reproposed,
         }))
     }
+}
+
+/// The caller's own volunteer profile; 403 for anyone else.
+async fn own_volunteer(state: &AppState, user: Uuid) -> ApiResult<volunteer::Model> {
+    volunteer::Entity::find()
+        .filter(volunteer::Column::UserId.eq(user))
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::Forbidden("仅限志愿者".into()))
 }
 
 impl Api {

@@ -79,20 +79,10 @@ pub struct VolunteerChange {
 impl Validate for VolunteerChange {
     fn validate(&self) -> ApiResult<()> {
         if let Some(days) = &self.weekdays {
-            if days.is_empty() {
-                return Err(ApiError::field("weekdays", "请至少选择一天"));
-            }
-            for (i, d) in days.iter().enumerate() {
-                if !(1..=7).contains(d) || days[..i].contains(d) {
-                    return Err(ApiError::field(
-                        format!("weekdays[{i}]"),
-                        "星期应为 1（周一）到 7（周日），不能重复",
-                    ));
-                }
-            }
+            check_weekdays(days)?;
         }
         if let Some(c) = self.weekly_capacity {
-            range("weekly_capacity", c, 0, 50)?;
+            check_capacity(c)?;
         }
         if let Some(d) = self.max_distance_km {
             range("max_distance_km", d, 0.5, 200.0)?;
@@ -143,6 +133,45 @@ pub struct VolunteerView {
     pub weekdays: Option<Vec<u8>>,
 }
 
+/// The weekdays a volunteer visits on: at least one, each 1 (Monday) to 7, none twice.
+pub fn check_weekdays(days: &[u8]) -> ApiResult<()> {
+    if days.is_empty() {
+        return Err(ApiError::field("weekdays", "请至少选择一天"));
+    }
+    for (i, d) in days.iter().enumerate() {
+        if !(1..=7).contains(d) || days[..i].contains(d) {
+            return Err(ApiError::field(
+                format!("weekdays[{i}]"),
+                "星期应为 1（周一）到 7（周日），不能重复",
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn check_capacity(visits_a_week: i32) -> ApiResult<()> {
+    range("weekly_capacity", visits_a_week, 0, 50)
+}
+
+/// `volunteer.availability` holding these weekdays, in order.
+pub fn availability(days: &[u8]) -> serde_json::Value {
+    let mut days = days.to_vec();
+    days.sort_unstable();
+    json!({ "weekdays": days })
+}
+
+/// The weekdays in `volunteer.availability`; None: any day.
+pub fn weekdays_of(v: &volunteer::Model) -> Option<Vec<u8>> {
+    v.availability.get("weekdays").and_then(|d| {
+        d.as_array().map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_u64())
+                .map(|x| x as u8)
+                .collect()
+        })
+    })
+}
+
 fn skills_of(list: &StringList) -> Vec<Skill> {
     list.0.iter().filter_map(|s| Skill::parse(s)).collect()
 }
@@ -174,14 +203,7 @@ fn view(v: volunteer::Model, user: Option<&app_user::Model>, masked: bool) -> Vo
         weekly_capacity: v.weekly_capacity,
         status: v.status,
         approved_at: v.approved_at,
-        weekdays: v.availability.get("weekdays").and_then(|d| {
-            d.as_array().map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_u64())
-                    .map(|x| x as u8)
-                    .collect()
-            })
-        }),
+        weekdays: weekdays_of(&v),
     }
 }
 
@@ -533,9 +555,7 @@ impl Api {
             row.status = Set(s);
         }
         if let Some(days) = &b.weekdays {
-            let mut days = days.clone();
-            days.sort_unstable();
-            row.availability = Set(json!({ "weekdays": days }));
+            row.availability = Set(availability(days));
         }
         row.updated_at = Set(Utc::now());
         let v = row.update(&txn).await?;

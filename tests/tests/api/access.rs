@@ -1312,6 +1312,23 @@ fn cases() -> Vec<Case> {
             call: |_, _| ("/api/me/assignments".into(), None),
         },
         Case {
+            method: "GET",
+            spec_path: "/me/availability",
+            rule: Volunteer { other: 0 },
+            call: |_, _| ("/api/me/availability".into(), None),
+        },
+        Case {
+            method: "PUT",
+            spec_path: "/me/availability",
+            rule: Volunteer { other: 0 },
+            call: |_, _| {
+                (
+                    "/api/me/availability".into(),
+                    Some(json!({"weekdays": [1, 2, 3, 4, 5, 6, 7]})),
+                )
+            },
+        },
+        Case {
             method: "POST",
             spec_path: "/me/leave",
             rule: Volunteer { other: 0 },

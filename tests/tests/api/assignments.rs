@@ -658,3 +658,81 @@ async fn an_applied_visit_leaves_the_feed_at_once_and_a_declined_one_comes_back(
     .ok();
     assert!(offered_in_feed(&app, &other, visit).await);
 }
+
+#[tokio::test]
+async fn a_volunteer_says_which_weekdays_they_can_visit_on() {
+    use chrono::Datelike;
+    let app = app().await;
+    let coordinator = app.token_for(people::EAST_COUNTY).await;
+    // 0.1 km and 1 km from the visit's family.
+    let near = volunteer_at(&app, 0.9, &[Skill::Companionship]).await;
+    let farther = volunteer_at(&app, 0.0, &[Skill::Companionship]).await;
+    let mine = app
+        .get("/api/me/availability", Some(&near.token))
+        .await
+        .ok();
+    assert_eq!(mine["weekdays"], json!([1, 2, 3, 4, 5, 6, 7]));
+    let capacity = mine["weekly_capacity"].clone();
+
+    // Bad input names the field and changes nothing.
+    for (body, field) in [
+        (json!({"weekdays": [0, 2]}), "weekdays[0]"),
+        (json!({"weekdays": [2, 2]}), "weekdays[1]"),
+        (json!({"weekdays": []}), "weekdays"),
+        (json!({"weekdays": "周一"}), "weekdays"),
+        (json!({"weekly_capacity": -1}), "weekly_capacity"),
+        (
+            json!({"weekdays": [1], "weekly_capacity": 51}),
+            "weekly_capacity",
+        ),
+    ] {
+        app.put("/api/me/availability", Some(&near.token), body)
+            .await
+            .invalid(field);
+    }
+    let unchanged = app
+        .get("/api/me/availability", Some(&near.token))
+        .await
+        .ok();
+    assert_eq!(unchanged["weekdays"], json!([1, 2, 3, 4, 5, 6, 7]));
+    assert_eq!(unchanged["weekly_capacity"], capacity);
+    // Only a volunteer has weekdays of their own.
+    let township = app.token_for(people::TAOYUAN).await;
+    app.put(
+        "/api/me/availability",
+        Some(&township),
+        json!({"weekdays": [1]}),
+    )
+    .await
+    .error(403, "forbidden");
+
+    // Every day but the visit's: the visit goes to the one farther away.
+    let visit = visit(&app, 1.0, 2).await;
+    let its_day = day(2)
+        .with_timezone(&beijing())
+        .weekday()
+        .number_from_monday() as u8;
+    let others: Vec<u8> = (1..=7).filter(|d| *d != its_day).rev().collect();
+    let set = app
+        .put(
+            "/api/me/availability",
+            Some(&near.token),
+            json!({"weekdays": others, "weekly_capacity": 3}),
+        )
+        .await
+        .ok();
+    let sorted: Vec<u8> = (1..=7).filter(|d| *d != its_day).collect();
+    assert_eq!(set["weekdays"], json!(sorted));
+    assert_eq!(set["weekly_capacity"], 3);
+    let profile = second_profile(&app, near.user_id).await;
+    let record = app
+        .get(&format!("/api/volunteers/{profile}"), Some(&coordinator))
+        .await
+        .ok();
+    assert_eq!(record["weekdays"], json!(sorted));
+    assert_eq!(record["weekly_capacity"], 3);
+
+    run(&app, &coordinator).await;
+    let list = proposals(&app, &coordinator, "proposed", &[visit]).await;
+    assert_eq!(for_visit(&list, visit), vec![farther.user_id.to_string()]);
+}

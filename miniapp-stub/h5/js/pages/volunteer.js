@@ -1,11 +1,12 @@
 // The volunteer's pages: the feed, a visit and claiming it, doing it (check-in, check-out),
-// the report, my visits, events to sign up for and my service hours.
+// the report, my visits, events to sign up for, my service hours, and when I can visit.
 import { api } from '../api.js';
 import { h, show, toast, alertBox, busy } from '../ui.js';
 import {
   FEED_KINDS, SERVICES, MOODS, RISK_SIGNS, REPORT_FIELDS, SKILLS,
   kindLabel, statusLabel, windowLabel, distanceLabel, timeLabel, isoDate, claimRefusal,
   eventKindLabel, eventWhen, placesLeft, eventRefusal, fieldMessage,
+  AVAILABILITY_FIELDS, WEEKDAY_NAMES,
 } from '../shared/core.js';
 
 // The feed's filters live as long as the page is open (not stored).
@@ -350,6 +351,94 @@ export async function hours() {
     s.by_month.map((m) => h('div', { class: 'card row' }, h('strong', {}, m.month), h('span', {}, m.hours + ' 小时 · ' + m.visits + ' 次'))),
     s.by_kind.length > 0 && h('h2', {}, '按类型'),
     s.by_kind.map((k) => h('div', { class: 'card row' }, h('strong', {}, k.label), h('span', {}, k.hours + ' 小时 · ' + k.visits + ' 次'))),
+    h('p', {}, h('a', { class: 'button big center', id: 'my-time', href: '#/v/time' }, '我的时间与请假')),
     h('p', {}, h('button', { onclick: async () => { await api.logout(); location.hash = '#/login'; } }, '退出登录')),
   );
+}
+
+// A refused form: the message beside the field the API named, and read out above.
+function refused(form, message, e) {
+  const { field, text } = fieldMessage(e, AVAILABILITY_FIELDS);
+  const box = field && form.querySelector('[data-field="' + field + '"] .field-error');
+  if (box) box.textContent = text;
+  message.replaceChildren(alertBox(text));
+}
+
+function clearErrors(form, message) {
+  for (const box of form.querySelectorAll('.field-error')) box.textContent = '';
+  message.replaceChildren();
+}
+
+export async function availability() {
+  const now = await api.availability();
+  const chosen = new Set(now.weekdays);
+  const day = (n) => {
+    const b = h('button', { type: 'button', class: 'day', 'data-day': n, 'aria-pressed': String(chosen.has(n)) }, WEEKDAY_NAMES[n - 1]);
+    b.onclick = () => {
+      if (chosen.has(n)) chosen.delete(n); else chosen.add(n);
+      b.setAttribute('aria-pressed', String(chosen.has(n)));
+    };
+    return b;
+  };
+  const timeMessage = h('div', {});
+  const time = h('form', { id: 'time-form' },
+    h('div', { class: 'field', 'data-field': 'weekdays' },
+      h('label', {}, '哪几天可以走访'),
+      h('div', { class: 'row' }, [1, 2, 3, 4, 5, 6, 7].map(day)),
+      h('div', { class: 'field-error' })),
+    h('div', { class: 'field', 'data-field': 'weekly_capacity' },
+      h('label', { for: 'capacity' }, '每周最多走访几次'),
+      h('input', { id: 'capacity', name: 'weekly_capacity', type: 'number', inputmode: 'numeric', min: 0, max: 50, value: now.weekly_capacity }),
+      h('div', { class: 'field-error' })),
+    timeMessage,
+    h('button', { type: 'submit', class: 'big' }, '保存'));
+  time.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    await busy(time.querySelector('[type=submit]'), async () => {
+      clearErrors(time, timeMessage);
+      const cap = time.elements.weekly_capacity.value;
+      try {
+        await api.setAvailability({ weekdays: [...chosen].sort(), weekly_capacity: cap === '' ? undefined : Number(cap) });
+        toast('已保存：以后只在这些日子给您安排走访');
+      } catch (e) { refused(time, timeMessage, e); }
+    });
+  });
+
+  const leaveMessage = h('div', {});
+  const leave = h('form', { id: 'leave-form' },
+    h('div', { class: 'field', 'data-field': 'start_date' },
+      h('label', { for: 'leave-from' }, '从哪天'),
+      h('input', { id: 'leave-from', name: 'start_date', type: 'date', min: isoDate(0), required: true }),
+      h('div', { class: 'field-error' })),
+    h('div', { class: 'field', 'data-field': 'end_date' },
+      h('label', { for: 'leave-to' }, '到哪天（含）'),
+      h('input', { id: 'leave-to', name: 'end_date', type: 'date', min: isoDate(0), required: true }),
+      h('div', { class: 'field-error' })),
+    h('div', { class: 'field', 'data-field': 'reason' },
+      h('label', { for: 'leave-reason' }, '事由（可不填）'),
+      h('input', { id: 'leave-reason', name: 'reason', maxlength: 200 }),
+      h('div', { class: 'field-error' })),
+    leaveMessage,
+    h('button', { type: 'submit', class: 'big' }, '请假'));
+  leave.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    await busy(leave.querySelector('[type=submit]'), async () => {
+      clearErrors(leave, leaveMessage);
+      const f = leave.elements;
+      try {
+        const r = await api.declareLeave({ start_date: f.start_date.value, end_date: f.end_date.value, reason: f.reason.value.trim() || undefined });
+        const given = r.released_visits.length;
+        leaveMessage.replaceChildren(h('div', { class: 'done', id: 'leave-done' },
+          '已请假。' + (given ? '这几天的 ' + given + ' 次走访已交回，会请别的志愿者去。' : '这几天不会给您安排走访。')));
+        leave.reset();
+      } catch (e) { refused(leave, leaveMessage, e); }
+    });
+  });
+
+  show(h('h1', {}, '我的时间'),
+    h('p', { class: 'muted' }, '协调员给您安排走访时，只排在这些日子，每周不超过这个次数。已认领的走访不变。'),
+    time,
+    h('h2', {}, '请假'),
+    h('p', { class: 'muted' }, '请假的日子不会给您安排走访；已认领的会交回，请别的志愿者去。'),
+    leave);
 }
