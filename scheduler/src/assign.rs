@@ -396,12 +396,22 @@ fn available(u: &Volunteer, (first, last): (NaiveDate, NaiveDate)) -> bool {
     if u.leave.iter().any(|(a, b)| *a <= last && first <= *b) {
         return false;
     }
-    if u.weekdays & EVERY_DAY == EVERY_DAY || (last - first).num_days() >= 6 {
-        return u.weekdays != 0;
+    on_one_of(u.weekdays, (first, last))
+}
+
+/// Whether someone visiting on `weekdays` (bits as [`Volunteer::weekdays`]) can make a
+/// visit in `window`: on one of its local days at least.
+pub fn on_their_days(weekdays: u8, window: Window, tz: Tz) -> bool {
+    on_one_of(weekdays, local_days(window, tz))
+}
+
+fn on_one_of(weekdays: u8, (first, last): (NaiveDate, NaiveDate)) -> bool {
+    if weekdays & EVERY_DAY == EVERY_DAY || (last - first).num_days() >= 6 {
+        return weekdays != 0;
     }
     let mut d = first;
     while d <= last {
-        if u.weekdays & (1 << d.weekday().num_days_from_monday()) != 0 {
+        if weekdays & (1 << d.weekday().num_days_from_monday()) != 0 {
             return true;
         }
         d += Duration::days(1);

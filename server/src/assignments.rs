@@ -620,6 +620,54 @@ pub async fn take_back_in(
     Ok(tasks)
 }
 
+/// Withdraws a volunteer's open proposals for visits on none of their new `weekdays`
+/// (bits as `assign::weekdays_of`), inside the caller's transaction, so that a coordinator
+/// cannot apply one before the next run. Returns the visits, to propose again.
+pub async fn withdraw_off_days(
+    txn: &impl ConnectionTrait,
+    tz: Tz,
+    user: Uuid,
+    weekdays: u8,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<Uuid>> {
+    let open: Vec<(Uuid, Uuid)> = proposal::Entity::find()
+        .select_only()
+        .columns([proposal::Column::Id, proposal::Column::TaskId])
+        .filter(proposal::Column::VolunteerId.eq(user))
+        .filter(proposal::Column::Status.eq(proposal::PROPOSED))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let off_days: HashSet<Uuid> = visit_task::Entity::find()
+        .select_only()
+        .columns([
+            visit_task::Column::Id,
+            visit_task::Column::WindowStart,
+            visit_task::Column::WindowEnd,
+        ])
+        .filter(visit_task::Column::Id.is_in(open.iter().map(|p| p.1)))
+        .into_tuple::<(Uuid, DateTime<Utc>, DateTime<Utc>)>()
+        .all(txn)
+        .await?
+        .into_iter()
+        .filter(|(_, start, end)| !assign::on_their_days(weekdays, Window::new(*start, *end), tz))
+        .map(|(id, _, _)| id)
+        .collect();
+    let (ids, tasks): (Vec<Uuid>, Vec<Uuid>) = open
+        .into_iter()
+        .filter(|(_, task)| off_days.contains(task))
+        .unzip();
+    if !ids.is_empty() {
+        proposal::Entity::update_many()
+            .col_expr(proposal::Column::Status, Expr::value(proposal::WITHDRAWN))
+            .col_expr(proposal::Column::AnsweredAt, Expr::value(now))
+            .filter(proposal::Column::Id.is_in(ids))
+            .exec(txn)
+            .await?;
+    }
+    Ok(tasks)
+}
+
 /// The volunteer role's grants of a user, for marking them as left.
 pub async fn drop_volunteer_role(txn: &impl ConnectionTrait, user: Uuid) -> Result<(), DbErr> {
     entity::role_grant::Entity::delete_many()

@@ -615,7 +615,7 @@ impl Api {
         .await?;
         txn.commit().await?;
         feed_sees(state, &released, &[v.user_id]).await;
-        let reproposed = self.repropose(&released).await;
+        let reproposed = repropose(&self.0, &released).await;
         Ok(Json(LeaveView {
             id: leave.id,
             kind: leave.kind,
@@ -778,7 +778,7 @@ impl Api {
         .await?;
         txn.commit().await?;
         feed_sees(state, &[task.id], &[user]).await;
-        self.repropose(&[task.id]).await;
+        repropose(&self.0, &[task.id]).await;
         Ok(Json(views(&state.db, vec![p]).await?.remove(0)))
     }
 
@@ -790,7 +790,8 @@ impl Api {
     }
 
     /// Say when I can visit: proposals keep to these weekdays and this many visits a
-    /// week from the next run. Visits I already hold stay mine.
+    /// week. Open proposals to me on other days are withdrawn and made to others at once;
+    /// visits I already hold stay mine.
     #[oai(path = "/me/availability", method = "put")]
     async fn set_my_availability(
         &self,
@@ -811,6 +812,13 @@ impl Api {
         row.updated_at = Set(Utc::now());
         let txn = state.db.begin().await?;
         let v = row.update(&txn).await?;
+        let withdrawn = match b.weekdays {
+            Some(_) => {
+                let days = scheduler::assign::weekdays_of(&v.availability);
+                assignments::withdraw_off_days(&txn, state.tz, user, days, Utc::now()).await?
+            }
+            None => Vec::new(),
+        };
         audit::record(
             &txn,
             Some(user),
@@ -822,6 +830,7 @@ impl Api {
         .await?;
         txn.commit().await?;
         state.feed_takers.remove(&user.to_string());
+        repropose(state, &withdrawn).await;
         Ok(Json(availability_view(&v)))
     }
 
@@ -870,7 +879,7 @@ impl Api {
         .await?;
         txn.commit().await?;
         feed_sees(state, &released, &[user]).await;
-        let reproposed = self.repropose(&released).await;
+        let reproposed = repropose(&self.0, &released).await;
         Ok(Json(LeaveView {
             id: leave.id,
             kind: leave.kind,
@@ -891,34 +900,31 @@ async fn own_volunteer(state: &AppState, user: Uuid) -> ApiResult<volunteer::Mod
         .ok_or_else(|| ApiError::Forbidden("仅限志愿者".into()))
 }
 
-impl Api {
-    /// Proposes someone else for visits given back. The change is committed already: a
-    /// failure is logged, and the next run proposes.
-    async fn repropose(&self, tasks: &[Uuid]) -> u64 {
-        if tasks.is_empty() {
-            return 0;
+/// Proposes someone else for visits given back. The change is committed already: a
+/// failure is logged, and the next run proposes.
+pub async fn repropose(state: &AppState, tasks: &[Uuid]) -> u64 {
+    if tasks.is_empty() {
+        return 0;
+    }
+    let started = Utc::now();
+    match assignments::run(
+        &state.db,
+        &state.config.assign,
+        state.tz,
+        Due::Only(tasks),
+        started,
+    )
+    .await
+    {
+        Ok(s) => {
+            if s.applied > 0 {
+                feed_catches_up(state, started).await;
+            }
+            s.proposed as u64
         }
-        let state = &self.0;
-        let started = Utc::now();
-        match assignments::run(
-            &state.db,
-            &state.config.assign,
-            state.tz,
-            Due::Only(tasks),
-            started,
-        )
-        .await
-        {
-            Ok(s) => {
-                if s.applied > 0 {
-                    feed_catches_up(state, started).await;
-                }
-                s.proposed as u64
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "proposing again failed; the next run will");
-                0
-            }
+        Err(e) => {
+            tracing::error!(error = %e, "proposing again failed; the next run will");
+            0
         }
     }
 }

@@ -559,6 +559,14 @@ impl Api {
         }
         row.updated_at = Set(Utc::now());
         let v = row.update(&txn).await?;
+        let withdrawn = match b.weekdays {
+            Some(_) => {
+                let days = scheduler::assign::weekdays_of(&v.availability);
+                let tz = self.0.tz;
+                crate::assignments::withdraw_off_days(&txn, tz, v.user_id, days, Utc::now()).await?
+            }
+            None => Vec::new(),
+        };
         audit::record(
             &txn,
             Some(auth.0.user_id),
@@ -570,6 +578,7 @@ impl Api {
         .await?;
         txn.commit().await?;
         self.0.feed_takers.remove(&v.user_id.to_string());
+        super::assignments::repropose(&self.0, &withdrawn).await;
         Ok(Json(self.full_view(v).await?))
     }
 }

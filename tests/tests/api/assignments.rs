@@ -706,8 +706,11 @@ async fn a_volunteer_says_which_weekdays_they_can_visit_on() {
     .await
     .error(403, "forbidden");
 
-    // Every day but the visit's: the visit goes to the one farther away.
+    // The visit is proposed to the nearer one; then they give up its weekday.
     let visit = visit(&app, 1.0, 2).await;
+    run(&app, &coordinator).await;
+    let list = proposals(&app, &coordinator, "proposed", &[visit]).await;
+    assert_eq!(for_visit(&list, visit), vec![near.user_id.to_string()]);
     let its_day = day(2)
         .with_timezone(&beijing())
         .weekday()
@@ -732,7 +735,9 @@ async fn a_volunteer_says_which_weekdays_they_can_visit_on() {
     assert_eq!(record["weekdays"], json!(sorted));
     assert_eq!(record["weekly_capacity"], 3);
 
-    run(&app, &coordinator).await;
+    // Their proposal is withdrawn, and the visit proposed to the farther one at once.
+    let withdrawn = proposals(&app, &coordinator, "withdrawn", &[visit]).await;
+    assert_eq!(for_visit(&withdrawn, visit), vec![near.user_id.to_string()]);
     let list = proposals(&app, &coordinator, "proposed", &[visit]).await;
     assert_eq!(for_visit(&list, visit), vec![farther.user_id.to_string()]);
 }
