@@ -135,13 +135,23 @@ pub fn weekdays_of(availability: &serde_json::Value) -> u8 {
     let Some(days) = availability.get("weekdays").and_then(|d| d.as_array()) else {
         return EVERY_DAY;
     };
-    let mut bits = 0u8;
-    for d in days {
-        if let Some(n) = d.as_u64().filter(|n| (1..=7).contains(n)) {
-            bits |= 1 << (n - 1);
-        }
-    }
+    weekday_bits(days.iter().filter_map(|d| d.as_u64()))
+}
+
+/// The bits of ISO weekday numbers (1 = Monday); numbers out of range are ignored, and
+/// none left means every day.
+pub fn weekday_bits(days: impl IntoIterator<Item = impl Into<u64>>) -> u8 {
+    let bits = days
+        .into_iter()
+        .map(Into::into)
+        .filter(|n| (1..=7).contains(n))
+        .fold(0u8, |bits, n| bits | 1 << (n - 1));
     if bits == 0 { EVERY_DAY } else { bits }
+}
+
+/// The ISO weekday numbers of `bits`, in order.
+pub fn weekday_numbers(bits: u8) -> Vec<u8> {
+    (1..=7).filter(|d| bits & (1 << (d - 1)) != 0).collect()
 }
 
 #[derive(Clone, Copy, Debug)]

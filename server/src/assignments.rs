@@ -512,6 +512,13 @@ pub async fn apply_in(
             "该志愿者在走访期间请假",
         ));
     }
+    let window = Window::new(task.window_start, task.window_end);
+    if !assign::on_their_days(assign::weekdays_of(&v.availability), window, tz) {
+        return Err(ApiError::conflict(
+            "proposal_no_longer_fits",
+            "这次走访不在该志愿者可走访的日子",
+        ));
+    }
     let held = held_visits(txn, user, now - Duration::days(HELD_LOOKBACK_DAYS)).await?;
     if let Err(r) = eligibility::check(&taker_of(&v), &held, &offer_of(&task, &fam), tz) {
         return Err(ApiError::conflict(

@@ -168,7 +168,8 @@ fn unexpired(exp: i64, now: i64) -> bool {
     exp >= now - LEEWAY_S
 }
 
-pub fn decode_access(key: &[u8], token: &str) -> ApiResult<Ctx> {
+#[cfg(test)]
+fn decode_access(key: &[u8], token: &str) -> ApiResult<Ctx> {
     decode_access_claims(key, token).map(|(ctx, _)| ctx)
 }
 

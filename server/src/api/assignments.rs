@@ -18,6 +18,7 @@ use poem_openapi::{
     param::{Path, Query},
     payload::Json,
 };
+use scheduler::assign;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     TransactionTrait,
@@ -215,7 +216,7 @@ pub struct AvailabilityView {
 
 fn availability_view(v: &volunteer::Model) -> AvailabilityView {
     AvailabilityView {
-        weekdays: volunteers::weekdays_of(v).unwrap_or_else(|| (1..=7).collect()),
+        weekdays: assign::weekday_numbers(assign::weekdays_of(&v.availability)),
         weekly_capacity: v.weekly_capacity,
     }
 }
@@ -748,25 +749,7 @@ impl Api {
         row.status = Set(proposal::DECLINED.into());
         row.answered_at = Set(Some(now));
         let p = row.update(&txn).await?;
-        // The region's coordinator (and whoever applied it) hears, in the inbox as usual:
-        // quiet hours and the daily cap apply.
-        let mut to = crate::notify::produce::coordinators_of(&txn, task.family_id).await?;
-        to.extend(applied_by);
-        to.sort();
-        to.dedup();
-        let date = task.window_start.with_timezone(&state.tz).date_naive();
-        let template = crate::notify::templates::ASSIGNMENT_DECLINED;
-        let msgs = to
-            .into_iter()
-            .map(|to| crate::notify::produce::Msg {
-                to,
-                template,
-                payload: json!({"task_id": task.id, "date": date.to_string()}),
-                key: crate::notify::remind::key(template, p.id, to, "once"),
-                at: now,
-            })
-            .collect();
-        crate::notify::produce::queue(&txn, msgs, now).await?;
+        crate::notify::produce::declined(&txn, state.tz, &task, p.id, applied_by, now).await?;
         audit::record(
             &txn,
             Some(user),
@@ -812,9 +795,9 @@ impl Api {
         row.updated_at = Set(Utc::now());
         let txn = state.db.begin().await?;
         let v = row.update(&txn).await?;
-        let withdrawn = match b.weekdays {
-            Some(_) => {
-                let days = scheduler::assign::weekdays_of(&v.availability);
+        let withdrawn = match &b.weekdays {
+            Some(days) => {
+                let days = assign::weekday_bits(days.iter().copied());
                 assignments::withdraw_off_days(&txn, state.tz, user, days, Utc::now()).await?
             }
             None => Vec::new(),

@@ -1648,7 +1648,7 @@ impl Api {
             .one(&txn)
             .await?
             .ok_or(ApiError::NotFound("走访"))?;
-        let messages =
+        let (messages, holders) =
             notify::produce::moved(&txn, &state.config.reminders, state.tz, &moved, now).await?;
         audit::record(
             &txn,
@@ -1664,7 +1664,8 @@ impl Api {
         )
         .await?;
         txn.commit().await?;
-        feed_sees(state, &[id], &[]).await;
+        // The holders' other visits are weighed against the new time.
+        feed_sees(state, &[id], &holders).await;
         Ok(Json(Rescheduled {
             id,
             status: moved.status,

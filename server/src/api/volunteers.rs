@@ -13,6 +13,7 @@ use poem_openapi::{
     param::{Path, Query},
     payload::Json,
 };
+use scheduler::assign;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
     Set, TransactionTrait,
@@ -160,16 +161,10 @@ pub fn availability(days: &[u8]) -> serde_json::Value {
     json!({ "weekdays": days })
 }
 
-/// The weekdays in `volunteer.availability`; None: any day.
+/// The weekdays in `volunteer.availability`, as the assignment reads them; None: any day.
 pub fn weekdays_of(v: &volunteer::Model) -> Option<Vec<u8>> {
-    v.availability.get("weekdays").and_then(|d| {
-        d.as_array().map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_u64())
-                .map(|x| x as u8)
-                .collect()
-        })
-    })
+    let bits = assign::weekdays_of(&v.availability);
+    (bits != assign::EVERY_DAY).then(|| assign::weekday_numbers(bits))
 }
 
 fn skills_of(list: &StringList) -> Vec<Skill> {
@@ -559,9 +554,9 @@ impl Api {
         }
         row.updated_at = Set(Utc::now());
         let v = row.update(&txn).await?;
-        let withdrawn = match b.weekdays {
-            Some(_) => {
-                let days = scheduler::assign::weekdays_of(&v.availability);
+        let withdrawn = match &b.weekdays {
+            Some(days) => {
+                let days = assign::weekday_bits(days.iter().copied());
                 let tz = self.0.tz;
                 crate::assignments::withdraw_off_days(&txn, tz, v.user_id, days, Utc::now()).await?
             }

@@ -350,6 +350,74 @@ fn micros(t: DateTime<Utc>) -> i64 {
 // ---------------------------------------------------------------------------------------
 // The visit's life
 
+/// A volunteer's reminders of a visit they hold (the evening before, two hours before).
+fn reminders_of(
+    volunteer: Uuid,
+    task: &visit_task::Model,
+    base: &Value,
+    now: DateTime<Utc>,
+    c: &RemindersConfig,
+    tz: Tz,
+) -> Vec<Msg> {
+    remind::holder_reminders(
+        task.window_start,
+        task.preferred_time.as_deref(),
+        now,
+        c,
+        tz,
+    )
+    .into_iter()
+    .map(|(template, at)| Msg {
+        to: volunteer,
+        template,
+        payload: base.clone(),
+        key: key(template, task.id, volunteer, at.timestamp()),
+        at,
+    })
+    .collect()
+}
+
+/// The family's "who is coming" now (its key `tag` and this moment) and its day-before
+/// reminder, for each of its accounts.
+#[allow(clippy::too_many_arguments)]
+fn family_told(
+    members: &[Uuid],
+    task: &visit_task::Model,
+    coming: &Value,
+    base: &Value,
+    tag: &str,
+    now: DateTime<Utc>,
+    c: &RemindersConfig,
+    tz: Tz,
+) -> Vec<Msg> {
+    let day_before = remind::family_day_before(task.window_start, now, c, tz);
+    let mut msgs = Vec::new();
+    for &member in members {
+        msgs.push(Msg {
+            to: member,
+            template: remind::VISIT_COMING,
+            payload: coming.clone(),
+            key: key(
+                remind::VISIT_COMING,
+                task.id,
+                member,
+                format!("{tag}:{}", micros(now)),
+            ),
+            at: now,
+        });
+        if let Some(at) = day_before {
+            msgs.push(Msg {
+                to: member,
+                template: remind::FAMILY_DAY_BEFORE,
+                payload: base.clone(),
+                key: key(remind::FAMILY_DAY_BEFORE, task.id, member, at.timestamp()),
+                at,
+            });
+        }
+    }
+    msgs
+}
+
 /// A volunteer took a visit at `now`: their confirmation and reminders, and the family's
 /// "who is coming" and day-before reminder.
 pub async fn claimed(
@@ -361,7 +429,7 @@ pub async fn claimed(
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
     let base = visit_payload(task, tz);
-    let mut first = vec![Msg {
+    let mut msgs = vec![Msg {
         to: volunteer_user,
         template: remind::CLAIM_CONFIRMED,
         payload: base.clone(),
@@ -373,22 +441,7 @@ pub async fn claimed(
         ),
         at: now,
     }];
-    let mut again = Vec::new();
-    for (template, at) in remind::holder_reminders(
-        task.window_start,
-        task.preferred_time.as_deref(),
-        now,
-        c,
-        tz,
-    ) {
-        again.push(Msg {
-            to: volunteer_user,
-            template,
-            payload: base.clone(),
-            key: key(template, task.id, volunteer_user, at.timestamp()),
-            at,
-        });
-    }
+    msgs.extend(reminders_of(volunteer_user, task, &base, now, c, tz));
 
     // Who is coming, as a locked screen may show it: surname and team.
     let (name, team_name, members) = coming_and_told(db, volunteer_user, task.family_id).await?;
@@ -396,34 +449,13 @@ pub async fn claimed(
         base.clone(),
         json!({"volunteer": remind::surname(&name), "team": team_name}),
     );
-    let day_before = remind::family_day_before(task.window_start, now, c, tz);
-    for member in members {
-        first.push(Msg {
-            to: member,
-            template: remind::VISIT_COMING,
-            payload: coming.clone(),
-            key: key(
-                remind::VISIT_COMING,
-                task.id,
-                member,
-                format!("{volunteer_user}:{}", micros(now)),
-            ),
-            at: now,
-        });
-        if let Some(at) = day_before {
-            again.push(Msg {
-                to: member,
-                template: remind::FAMILY_DAY_BEFORE,
-                payload: base.clone(),
-                key: key(remind::FAMILY_DAY_BEFORE, task.id, member, at.timestamp()),
-                at,
-            });
-        }
-    }
+    let tag = volunteer_user.to_string();
+    msgs.extend(family_told(
+        &members, task, &coming, &base, &tag, now, c, tz,
+    ));
     // One statement: the confirmation and notice carry this moment in their keys, so only
     // the reminders can meet a row of an earlier claim (dropped when it was given back).
-    first.extend(again);
-    queue_again(db, first, now).await
+    queue_again(db, msgs, now).await
 }
 
 /// A volunteer's name and team name ("" without one), and the family's accounts that hear
@@ -511,14 +543,15 @@ pub async fn released(
 
 /// A visit was moved to another window (`task` as it is after): each holder hears of it,
 /// the reminders queued for the old window are dropped and queued again for the new one
-/// (the holders' and, when someone holds it, the family's day-before).
+/// (the holders' and, when someone holds it, the family's day-before). Returns the
+/// messages queued and the volunteers holding it.
 pub async fn moved(
     db: &impl ConnectionTrait,
     c: &RemindersConfig,
     tz: Tz,
     task: &visit_task::Model,
     now: DateTime<Utc>,
-) -> Result<u64, DbErr> {
+) -> Result<(u64, Vec<Uuid>), DbErr> {
     let why = "the visit was moved: its messages for the new time replace it";
     let base = visit_payload(task, tz);
     let volunteers: Vec<Uuid> = task_claim::Entity::find()
@@ -548,21 +581,7 @@ pub async fn moved(
     }
     // Reminders are a volunteer's (a cadre's arrangements are their own, as at the claim).
     for volunteer in &volunteers {
-        for (template, at) in remind::holder_reminders(
-            task.window_start,
-            task.preferred_time.as_deref(),
-            now,
-            c,
-            tz,
-        ) {
-            msgs.push(Msg {
-                to: *volunteer,
-                template,
-                payload: base.clone(),
-                key: key(template, task.id, volunteer, at.timestamp()),
-                at,
-            });
-        }
+        msgs.extend(reminders_of(*volunteer, task, &base, now, c, tz));
     }
     if let Some(first) = volunteers.first() {
         // The family hears the new time with who is coming, as at the claim.
@@ -571,37 +590,48 @@ pub async fn moved(
             base.clone(),
             json!({"volunteer": remind::surname(&name), "team": team_name, "moved": true}),
         );
-        let day_before = remind::family_day_before(task.window_start, now, c, tz);
-        for member in members {
+        for member in &members {
             let old = [
                 key_prefix(remind::VISIT_COMING, task.id, member),
                 key_prefix(remind::FAMILY_DAY_BEFORE, task.id, member),
             ];
-            drop_pending(db, member, &old, why).await?;
-            msgs.push(Msg {
-                to: member,
-                template: remind::VISIT_COMING,
-                payload: coming.clone(),
-                key: key(
-                    remind::VISIT_COMING,
-                    task.id,
-                    member,
-                    format!("moved:{}", micros(now)),
-                ),
-                at: now,
-            });
-            if let Some(at) = day_before {
-                msgs.push(Msg {
-                    to: member,
-                    template: remind::FAMILY_DAY_BEFORE,
-                    payload: base.clone(),
-                    key: key(remind::FAMILY_DAY_BEFORE, task.id, member, at.timestamp()),
-                    at,
-                });
-            }
+            drop_pending(db, *member, &old, why).await?;
         }
+        msgs.extend(family_told(
+            &members, task, &coming, &base, "moved", now, c, tz,
+        ));
     }
-    queue_again(db, msgs, now).await
+    Ok((queue_again(db, msgs, now).await?, volunteers))
+}
+
+/// A volunteer declined the visit a coordinator assigned them (proposal `proposal`): the
+/// nearest coordinators and whoever applied it hear, in the inbox as usual (quiet hours
+/// and the daily cap apply).
+pub async fn declined(
+    db: &impl ConnectionTrait,
+    tz: Tz,
+    task: &visit_task::Model,
+    proposal: Uuid,
+    applied_by: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let mut to = coordinators_of(db, task.family_id).await?;
+    to.extend(applied_by);
+    to.sort();
+    to.dedup();
+    let date = task.window_start.with_timezone(&tz).date_naive();
+    let template = super::templates::ASSIGNMENT_DECLINED;
+    let msgs = to
+        .into_iter()
+        .map(|to| Msg {
+            to,
+            template,
+            payload: json!({"task_id": task.id, "date": date.to_string()}),
+            key: key(template, proposal, to, "once"),
+            at: now,
+        })
+        .collect();
+    queue(db, msgs, now).await
 }
 
 /// The report is in: the family is asked to confirm, and the coordinators hear of risk

@@ -94,6 +94,17 @@ async fn proposals(app: &TestApp, token: &str, status: &str, visits: &[Uuid]) ->
         .collect()
 }
 
+/// The coordinator applies proposal `id`.
+async fn apply(app: &TestApp, coordinator: &str, id: &str) {
+    app.post(
+        &format!("/api/assignments/proposals/{id}/apply"),
+        Some(coordinator),
+        json!({}),
+    )
+    .await
+    .ok();
+}
+
 fn for_visit(list: &[Value], visit: Uuid) -> Vec<String> {
     list.iter()
         .filter(|p| p["visit_id"] == visit.to_string())
@@ -327,13 +338,7 @@ async fn a_decline_proposes_someone_else() {
     let list = proposals(&app, &coordinator, "proposed", &[visit]).await;
     assert_eq!(for_visit(&list, visit), vec![near.user_id.to_string()]);
     let id = list[0]["id"].as_str().unwrap().to_string();
-    app.post(
-        &format!("/api/assignments/proposals/{id}/apply"),
-        Some(&coordinator),
-        json!({}),
-    )
-    .await
-    .ok();
+    apply(&app, &coordinator, &id).await;
     app.post(
         &format!("/api/assignments/proposals/{id}/decline"),
         Some(&near.token),
@@ -452,13 +457,7 @@ async fn leave_and_leaving_give_visits_back_to_be_proposed_again() {
 
     // The second takes it, then leaves for good: it is open again, and nobody is left.
     let id = list[0]["id"].as_str().unwrap().to_string();
-    app.post(
-        &format!("/api/assignments/proposals/{id}/apply"),
-        Some(&coordinator),
-        json!({}),
-    )
-    .await
-    .ok();
+    apply(&app, &coordinator, &id).await;
     let profile = second_profile(&app, second.user_id).await;
     app.post(
         &format!("/api/assignments/volunteers/{profile}/left"),
@@ -636,13 +635,7 @@ async fn an_applied_visit_leaves_the_feed_at_once_and_a_declined_one_comes_back(
     let list = proposals(&app, &coordinator, "proposed", &[visit]).await;
     assert_eq!(for_visit(&list, visit), vec![v.user_id.to_string()]);
     let id = list[0]["id"].as_str().unwrap().to_string();
-    app.post(
-        &format!("/api/assignments/proposals/{id}/apply"),
-        Some(&coordinator),
-        json!({}),
-    )
-    .await
-    .ok();
+    apply(&app, &coordinator, &id).await;
     // Another volunteer's feed, and the holder's: gone without waiting for a refresh.
     let other = volunteer_at(&app, 0.0, &[Skill::Companionship]).await;
     assert!(!offered_in_feed(&app, &other, visit).await);
@@ -740,4 +733,43 @@ async fn a_volunteer_says_which_weekdays_they_can_visit_on() {
     assert_eq!(for_visit(&withdrawn, visit), vec![near.user_id.to_string()]);
     let list = proposals(&app, &coordinator, "proposed", &[visit]).await;
     assert_eq!(for_visit(&list, visit), vec![farther.user_id.to_string()]);
+}
+
+#[tokio::test]
+async fn a_proposal_on_a_day_the_volunteer_no_longer_visits_is_not_applied() {
+    use chrono::Datelike;
+    use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+    let app = app().await;
+    let coordinator = app.token_for(people::EAST_COUNTY).await;
+    let v = volunteer_at(&app, 0.9, &[Skill::Companionship]).await;
+    let visit = visit(&app, 1.0, 2).await;
+    run(&app, &coordinator).await;
+    let list = proposals(&app, &coordinator, "proposed", &[visit]).await;
+    assert_eq!(for_visit(&list, visit), vec![v.user_id.to_string()]);
+
+    // The weekdays change by a way that withdraws nothing (a direct correction of the row).
+    let its_day = day(2)
+        .with_timezone(&beijing())
+        .weekday()
+        .number_from_monday();
+    let others: Vec<u32> = (1..=7).filter(|d| *d != its_day).collect();
+    let profile = second_profile(&app, v.user_id).await;
+    let mut row = volunteer::Entity::find_by_id(profile)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_active_model();
+    row.availability = Set(json!({ "weekdays": others }));
+    row.update(&app.state.db).await.unwrap();
+
+    let id = list[0]["id"].as_str().unwrap();
+    app.post(
+        &format!("/api/assignments/proposals/{id}/apply"),
+        Some(&coordinator),
+        json!({}),
+    )
+    .await
+    .error(409, "proposal_no_longer_fits");
+    assert!(active_claims(&app, visit).await.is_empty());
 }

@@ -440,13 +440,12 @@ async fn a_help_request_is_acknowledged_and_alerts_the_coordinators_as_an_emerge
     assert!(!alert[0].payload.to_string().contains("摔倒"));
 }
 
-#[tokio::test]
-async fn a_visit_the_coordinator_moves_tells_its_holder_and_its_reminders_follow() {
-    let app = spawn_app_with(no_families()).await;
-    let (family, mother, mother_token) = family(&app).await;
-    let v = volunteer_in_team(&app).await;
+/// A visit of `family` in three days at 14:30 for two hours, claimed by a volunteer of a
+/// team: the volunteer and the visit.
+async fn claimed_visit(app: &TestApp, family: Uuid) -> (tests::visits::TestVolunteer, Uuid) {
+    let v = volunteer_in_team(app).await;
     let id = app
-        .visit(VisitSpec::new(family, local(&app, 3, 14, 30), 2))
+        .visit(VisitSpec::new(family, local(app, 3, 14, 30), 2))
         .await;
     app.post(
         &format!("/api/visits/{id}/claims"),
@@ -455,6 +454,14 @@ async fn a_visit_the_coordinator_moves_tells_its_holder_and_its_reminders_follow
     )
     .await
     .ok();
+    (v, id)
+}
+
+#[tokio::test]
+async fn a_visit_the_coordinator_moves_tells_its_holder_and_its_reminders_follow() {
+    let app = spawn_app_with(no_families()).await;
+    let (family, mother, mother_token) = family(&app).await;
+    let (v, id) = claimed_visit(&app, family).await;
     run_batch(&app.state, Utc::now()).await.unwrap();
 
     // The family asks for another day; the coordinator moves the visit to it.
@@ -567,17 +574,7 @@ async fn a_visit_the_coordinator_moves_tells_its_holder_and_its_reminders_follow
 async fn a_reminder_for_a_window_the_visit_left_is_dropped_when_its_time_comes() {
     let app = spawn_app_with(no_families()).await;
     let (family, _, _) = family(&app).await;
-    let v = volunteer_in_team(&app).await;
-    let id = app
-        .visit(VisitSpec::new(family, local(&app, 3, 14, 30), 2))
-        .await;
-    app.post(
-        &format!("/api/visits/{id}/claims"),
-        Some(&v.token),
-        json!({}),
-    )
-    .await
-    .ok();
+    let (v, id) = claimed_visit(&app, family).await;
     // Moved a day by a way that queued nothing (a direct correction of the row).
     let db = &app.state.db;
     let mut task = entity::visit_task::Entity::find_by_id(id)

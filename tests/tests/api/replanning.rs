@@ -59,6 +59,19 @@ async fn claim(app: &TestApp, task: &visit_task::Model) -> Uuid {
     user
 }
 
+/// A family of 杨柳村 whose father's birthday is in 20 days, made by its county's
+/// coordinator: the coordinator's token, the family as created, and its id.
+async fn new_family(app: &TestApp) -> (String, Value, String) {
+    let token = app.token_for(people::EAST_COUNTY).await;
+    let village = app.region("杨柳村").await;
+    let created = app
+        .post("/api/families", Some(&token), family(&village, in_days(20)))
+        .await
+        .ok();
+    let id = created["id"].as_str().unwrap().to_string();
+    (token, created, id)
+}
+
 async fn messages_to(app: &TestApp, user: Uuid) -> Vec<notification::Model> {
     notification::Entity::find()
         .filter(notification::Column::RecipientId.eq(user))
@@ -70,13 +83,7 @@ async fn messages_to(app: &TestApp, user: Uuid) -> Vec<notification::Model> {
 #[tokio::test]
 async fn a_new_family_and_a_corrected_birthday_are_planned_at_once() {
     let app = spawn_app().await;
-    let token = app.token_for(people::EAST_COUNTY).await;
-    let village = app.region("杨柳村").await;
-    let created = app
-        .post("/api/families", Some(&token), family(&village, in_days(20)))
-        .await
-        .ok();
-    let id = created["id"].as_str().unwrap().to_string();
+    let (token, created, id) = new_family(&app).await;
     let father = created["members"][0]["id"].as_str().unwrap().to_string();
     let birthday = format!("birthday:{father}:");
 
@@ -132,13 +139,7 @@ async fn a_new_family_and_a_corrected_birthday_are_planned_at_once() {
 #[tokio::test]
 async fn a_death_cancels_what_lies_ahead_tells_the_holder_and_plans_again() {
     let app = spawn_app().await;
-    let token = app.token_for(people::EAST_COUNTY).await;
-    let village = app.region("杨柳村").await;
-    let created = app
-        .post("/api/families", Some(&token), family(&village, in_days(20)))
-        .await
-        .ok();
-    let id = created["id"].as_str().unwrap().to_string();
+    let (token, created, id) = new_family(&app).await;
     let father = created["members"][0]["id"].as_str().unwrap().to_string();
     let before = tasks(&app, &id).await;
     // A weekly call (the monthly visits share a day with the birthdays here).
@@ -189,13 +190,7 @@ async fn a_death_cancels_what_lies_ahead_tells_the_holder_and_plans_again() {
 #[tokio::test]
 async fn a_move_and_a_closed_case_release_the_holders() {
     let app = spawn_app().await;
-    let token = app.token_for(people::EAST_COUNTY).await;
-    let village = app.region("杨柳村").await;
-    let created = app
-        .post("/api/families", Some(&token), family(&village, in_days(20)))
-        .await
-        .ok();
-    let id = created["id"].as_str().unwrap().to_string();
+    let (token, _, id) = new_family(&app).await;
     let before = tasks(&app, &id).await;
     let held = before
         .iter()
@@ -252,13 +247,7 @@ async fn a_move_and_a_closed_case_release_the_holders() {
 #[tokio::test]
 async fn a_paused_family_cancels_its_cadres_visits_and_the_cadre_is_told() {
     let app = spawn_app().await;
-    let token = app.token_for(people::EAST_COUNTY).await;
-    let village = app.region("杨柳村").await;
-    let created = app
-        .post("/api/families", Some(&token), family(&village, in_days(20)))
-        .await
-        .ok();
-    let id = created["id"].as_str().unwrap().to_string();
+    let (token, _, id) = new_family(&app).await;
     let cadre = app.user_id(people::TAOYUAN_CADRE).await;
     app.post(
         "/api/pairings",
@@ -308,13 +297,7 @@ async fn a_paused_family_cancels_its_cadres_visits_and_the_cadre_is_told() {
 #[tokio::test]
 async fn a_time_the_coordinator_set_by_hand_stays_when_the_family_is_planned_again() {
     let app = spawn_app().await;
-    let token = app.token_for(people::EAST_COUNTY).await;
-    let village = app.region("杨柳村").await;
-    let created = app
-        .post("/api/families", Some(&token), family(&village, in_days(20)))
-        .await
-        .ok();
-    let id = created["id"].as_str().unwrap().to_string();
+    let (token, created, id) = new_family(&app).await;
     let father = created["members"][0]["id"].as_str().unwrap().to_string();
     let mother = created["members"][1]["id"].as_str().unwrap().to_string();
     let birthday = format!("birthday:{father}:");

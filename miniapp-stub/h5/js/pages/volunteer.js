@@ -225,8 +225,7 @@ export async function report(id) {
     ev.preventDefault();
     const button = form.querySelector('[type=submit]');
     await busy(button, async () => {
-      for (const box of form.querySelectorAll('.field-error')) box.textContent = '';
-      message.replaceChildren();
+      clearErrors(form, message);
       const data = new FormData(form);
       const num = (k) => (data.get(k) === '' ? undefined : Number(data.get(k)));
       const text = (k) => (data.get(k) || '').trim() || undefined;
@@ -246,14 +245,7 @@ export async function report(id) {
         await api.report(id, body);
         show(h('h1', {}, '已提交'), h('div', { class: 'done', id: 'report-done' }, '走访记录已提交，谢谢您！家属确认后计入志愿时长。'),
           h('a', { class: 'button big center', href: '#/v/mine' }, '回到我的走访'));
-      } catch (e) {
-        // The API names the field it refused ("needs[2]" → needs): the message goes
-        // beside it, in the form's own words.
-        const { field, text } = fieldMessage(e, REPORT_FIELDS);
-        const box = field && form.querySelector('[data-field="' + field + '"] .field-error');
-        if (box) box.textContent = text;
-        message.replaceChildren(alertBox(text));
-      }
+      } catch (e) { refused(form, message, e, REPORT_FIELDS); }
     });
   });
 
@@ -356,9 +348,10 @@ export async function hours() {
   );
 }
 
-// A refused form: the message beside the field the API named, and read out above.
-function refused(form, message, e) {
-  const { field, text } = fieldMessage(e, AVAILABILITY_FIELDS);
+// A refused form: the API names the field ("needs[2]" → needs); the message goes beside
+// it in the form's own words (`labels`), and is read out above the button.
+function refused(form, message, e, labels) {
+  const { field, text } = fieldMessage(e, labels);
   const box = field && form.querySelector('[data-field="' + field + '"] .field-error');
   if (box) box.textContent = text;
   message.replaceChildren(alertBox(text));
@@ -400,7 +393,7 @@ export async function availability() {
       try {
         await api.setAvailability({ weekdays: [...chosen].sort(), weekly_capacity: cap === '' ? undefined : Number(cap) });
         toast('已保存：以后只在这些日子给您安排走访');
-      } catch (e) { refused(time, timeMessage, e); }
+      } catch (e) { refused(time, timeMessage, e, AVAILABILITY_FIELDS); }
     });
   });
 
@@ -431,7 +424,7 @@ export async function availability() {
         leaveMessage.replaceChildren(h('div', { class: 'done', id: 'leave-done' },
           '已请假。' + (given ? '这几天的 ' + given + ' 次走访已交回，会请别的志愿者去。' : '这几天不会给您安排走访。')));
         leave.reset();
-      } catch (e) { refused(leave, leaveMessage, e); }
+      } catch (e) { refused(leave, leaveMessage, e, AVAILABILITY_FIELDS); }
     });
   });
 
