@@ -201,32 +201,6 @@ impl Cache {
         }
     }
 
-    /// [`Self::remove_if`] for several keys in one round trip.
-    pub async fn remove_many_if(&self, keys: &[String], value: &str) {
-        match self {
-            Cache::Redis { conn, prefix } if !keys.is_empty() => {
-                let mut conn = conn.clone();
-                let script = redis::Script::new(
-                    "for _, k in ipairs(KEYS) do if redis.call('GET', k) == ARGV[1] then redis.call('DEL', k) end end return 0",
-                );
-                let mut call = script.prepare_invoke();
-                for key in keys {
-                    call.key(format!("{prefix}:kv:{key}"));
-                }
-                let r: redis::RedisResult<i64> = call.arg(value).invoke_async(&mut conn).await;
-                if let Err(err) = r {
-                    tracing::warn!(%err, "Redis unavailable; values not removed");
-                }
-            }
-            Cache::Redis { .. } => {}
-            Cache::Memory(_) => {
-                for key in keys {
-                    self.remove_if(key, value).await;
-                }
-            }
-        }
-    }
-
     /// Removes `key` if it still holds `value` (so a newer value someone else stored stays).
     pub async fn remove_if(&self, key: &str, value: &str) {
         match self {
@@ -292,13 +266,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn several_locks_are_taken_and_given_back_together() {
+    async fn several_locks_are_taken_together() {
         let c = Cache::memory();
         let ttl = Duration::from_secs(5);
         assert!(c.put_if_absent("b", "other", ttl).await);
         let keys = ["a".to_string(), "b".to_string()];
         assert_eq!(c.put_many_if_absent(&keys, "me", ttl).await, [true, false]);
-        c.remove_many_if(&keys, "me").await;
+        for key in &keys {
+            c.remove_if(key, "me").await;
+        }
         assert_eq!(c.get("a").await, None);
         assert_eq!(c.get("b").await.as_deref(), Some("other"));
     }

@@ -181,9 +181,10 @@ async fn run_batch_until(
         by_person.entry(m.recipient_id).or_default().push(m);
     }
     // One send in flight per openid, across dispatchers too: the openids of the batch are
-    // locked together, for as long as the batch may send (a dispatcher that dies leaves
-    // them to expire with its claim), and given back together. Within the batch one task
-    // per person keeps their sends one after the other.
+    // locked together in one round trip, for as long as the batch may send (a dispatcher
+    // that dies leaves them to expire with its claim), and each is given back as soon as
+    // that person's messages are done, so an emergency waits for one person's sends at
+    // most. Within the batch one task per person keeps their sends one after the other.
     let locks: Vec<(Uuid, String)> = by_person
         .keys()
         .filter(|p| {
@@ -198,13 +199,12 @@ async fn run_batch_until(
         })
         .collect();
     let keys: Vec<String> = locks.iter().map(|(_, k)| k.clone()).collect();
-    let holder = Uuid::new_v4().to_string();
+    let holder: Arc<str> = Uuid::new_v4().to_string().into();
     let taken_locks = state.cache.put_many_if_absent(&keys, &holder, claim).await;
-    let locked: HashSet<Uuid> = locks
-        .iter()
-        .zip(&taken_locks)
-        .filter(|(_, ok)| **ok)
-        .map(|((p, _), _)| *p)
+    let mut locked: HashMap<Uuid, String> = locks
+        .into_iter()
+        .zip(taken_locks)
+        .filter_map(|(lock, ok)| ok.then_some(lock))
         .collect();
     let facts = Arc::new(facts);
     let (recorder, recording) = SentRecorder::start(&state.db, now);
@@ -218,7 +218,8 @@ async fn run_batch_until(
             stop.clone(),
             recorder.clone(),
         );
-        let wechat_lock = locked.contains(&person);
+        let lock = locked.remove(&person);
+        let holder = holder.clone();
         running.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let batch = Batch {
@@ -227,7 +228,12 @@ async fn run_batch_until(
                 recorder: &recorder,
                 now,
             };
-            deliver_to_one_person(&batch, messages, deadline, &stop, wechat_lock).await
+            let stats =
+                deliver_to_one_person(&batch, messages, deadline, &stop, lock.is_some()).await;
+            if let Some(key) = lock {
+                state.cache.remove_if(&key, &holder).await;
+            }
+            stats
         });
     }
     drop(recorder);
@@ -241,12 +247,6 @@ async fn run_batch_until(
     if let Some(recording) = recording {
         recording.await.ok();
     }
-    let held: Vec<String> = keys
-        .into_iter()
-        .zip(taken_locks)
-        .filter_map(|(k, ok)| ok.then_some(k))
-        .collect();
-    state.cache.remove_many_if(&held, &holder).await;
     tracing::info!(
         ?stats,
         take_ms = t_take.as_millis() as u64,
